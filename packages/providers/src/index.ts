@@ -1,0 +1,53 @@
+/**
+ * Storage, Cache and Channel: the interfaces a stategate gateway talks to its
+ * backends through, the embedded adapters, and the registry that picks one
+ * from configuration. The conformance suite is at "@stategate/providers/conformance".
+ *
+ * @example
+ * import { createStorage, createCache, createChannel } from "@stategate/providers";
+ * const storage = await createStorage({ name: "sqlite" }, { dataDir: "./data" });
+ * const cache = await createCache({ name: "memory" });
+ * const channel = await createChannel({ name: "memory" });
+ */
+export type {
+  Cache,
+  CacheEntry,
+  Channel,
+  Commit,
+  EntityQuery,
+  EntityRecord,
+  EntityRef,
+  EventOperation,
+  EventQuery,
+  EventRecord,
+  FilterTerm,
+  JsonObject,
+  JsonValue,
+  SortSpec,
+  Storage,
+  SubscribeOptions,
+  Topic,
+  Unsubscribe,
+} from "./types.js";
+export {
+  ProviderClosedError,
+  ProviderConfigError,
+  ProviderUnavailableError,
+  ValueTooLargeError,
+  VersionConflictError,
+} from "./errors.js";
+export { createSqliteStorage } from "./storage/sqlite.js";
+export type { SqliteStorageOptions } from "./storage/sqlite.js";
+export { createMemoryCache } from "./cache/memory.js";
+export type { MemoryCacheOptions } from "./cache/memory.js";
+export { createMemoryChannel } from "./channel/memory.js";
+export type { MemoryChannelOptions } from "./channel/memory.js";
+export {
+  cacheProviderNames,
+  channelProviderNames,
+  createCache,
+  createChannel,
+  createStorage,
+  storageProviderNames,
+} from "./registry.js";
+export type { ProviderDefaults, ProviderSpec } from "./registry.js";

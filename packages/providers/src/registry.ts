@@ -1,0 +1,138 @@
+/**
+ * Turns a provider spec from configuration (`{"name": "sqlite", "path": …}`)
+ * into a provider. Each kind has one table of known providers; adding a
+ * backend is one entry in its table.
+ *
+ * @example
+ * const storage = await createStorage({ name: "sqlite" }, { dataDir: "./data" });
+ */
+import { join } from "node:path";
+import { createMemoryCache } from "./cache/memory.js";
+import { createMemoryChannel } from "./channel/memory.js";
+import { ProviderConfigError } from "./errors.js";
+import { createSqliteStorage } from "./storage/sqlite.js";
+import type { Cache, Channel, Storage } from "./types.js";
+
+/** A provider as configuration names it: its name plus provider-specific options. */
+export interface ProviderSpec {
+  name: string;
+  [option: string]: unknown;
+}
+
+/** Gateway-wide settings that providers fall back on when a spec leaves an option out. */
+export interface ProviderDefaults {
+  /** Where embedded providers keep their files. */
+  dataDir: string;
+}
+
+type OptionKind = "string" | "number" | "boolean";
+type OptionValue<K extends OptionKind> = { string: string; number: number; boolean: boolean }[K];
+type OptionSchema = Record<string, OptionKind>;
+type Options<S extends OptionSchema> = { [K in keyof S]?: OptionValue<S[K]> };
+
+interface Provider<T, D> {
+  options: OptionSchema;
+  create(options: Record<string, unknown>, defaults: D): Promise<T>;
+}
+
+// Ties each factory's options type to its schema, so a table entry cannot
+// read an option it does not declare.
+function provider<T, S extends OptionSchema, D = undefined>(
+  options: S,
+  create: (options: Options<S>, defaults: D) => Promise<T>,
+): Provider<T, D> {
+  return { options, create: (parsed, defaults) => create(parsed as Options<S>, defaults) };
+}
+
+const storageProviders: Record<string, Provider<Storage, ProviderDefaults>> = {
+  sqlite: provider({ path: "string" }, (o, d) => createSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") })),
+};
+
+const cacheProviders: Record<string, Provider<Cache, undefined>> = {
+  memory: provider({}, () => createMemoryCache()),
+};
+
+const channelProviders: Record<string, Provider<Channel, undefined>> = {
+  memory: provider({}, () => createMemoryChannel()),
+};
+
+/** Storage provider names a spec may use; config help and error messages list them. */
+export const storageProviderNames: readonly string[] = Object.freeze(Object.keys(storageProviders));
+/** Cache provider names a spec may use; config help and error messages list them. */
+export const cacheProviderNames: readonly string[] = Object.freeze(Object.keys(cacheProviders));
+/** Channel provider names a spec may use; config help and error messages list them. */
+export const channelProviderNames: readonly string[] = Object.freeze(Object.keys(channelProviders));
+
+function validOption(kind: OptionKind, value: unknown): boolean {
+  switch (kind) {
+    case "string":
+      return typeof value === "string" && value !== "";
+    case "number":
+      return typeof value === "number" && Number.isFinite(value);
+    case "boolean":
+      return typeof value === "boolean";
+  }
+}
+
+const optionWording: Record<OptionKind, string> = {
+  string: "a non-empty string",
+  number: "a finite number",
+  boolean: "true or false",
+};
+
+function parse<T, D>(
+  kind: string,
+  table: Record<string, Provider<T, D>>,
+  spec: ProviderSpec,
+): [Provider<T, D>, Record<string, unknown>] {
+  if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
+    throw new ProviderConfigError(`${kind} provider: expected an object like {"name": "…"}`);
+  }
+  const known = Object.keys(table).join(", ");
+  if (typeof spec.name !== "string") {
+    throw new ProviderConfigError(`${kind} provider: "name" must be a string, one of: ${known}`, "name");
+  }
+  // hasOwn, so "constructor" or "__proto__" are unknown names, not prototype members.
+  const entry = Object.hasOwn(table, spec.name) ? table[spec.name] : undefined;
+  if (entry === undefined) {
+    throw new ProviderConfigError(`${kind} provider: unknown name "${spec.name}", expected one of: ${known}`, "name");
+  }
+  const options: Record<string, unknown> = {};
+  for (const [option, value] of Object.entries(spec)) {
+    if (option === "name") {
+      continue;
+    }
+    const expected = Object.hasOwn(entry.options, option) ? entry.options[option] : undefined;
+    if (expected === undefined) {
+      const allowed = Object.keys(entry.options);
+      const hint = allowed.length === 0 ? "it takes no options" : `its options are: ${allowed.join(", ")}`;
+      throw new ProviderConfigError(`${kind} provider "${spec.name}": unknown option "${option}"; ${hint}`, option);
+    }
+    if (!validOption(expected, value)) {
+      throw new ProviderConfigError(
+        `${kind} provider "${spec.name}": option "${option}" must be ${optionWording[expected]}, got ${JSON.stringify(value)}`,
+        option,
+      );
+    }
+    options[option] = value;
+  }
+  return [entry, options];
+}
+
+/** Creates the storage a spec names; throws ProviderConfigError for an unknown name or bad option. */
+export async function createStorage(spec: ProviderSpec, defaults: ProviderDefaults): Promise<Storage> {
+  const [entry, options] = parse("storage", storageProviders, spec);
+  return entry.create(options, defaults);
+}
+
+/** Creates the cache a spec names; throws ProviderConfigError for an unknown name or bad option. */
+export async function createCache(spec: ProviderSpec): Promise<Cache> {
+  const [entry, options] = parse("cache", cacheProviders, spec);
+  return entry.create(options, undefined);
+}
+
+/** Creates the channel a spec names; throws ProviderConfigError for an unknown name or bad option. */
+export async function createChannel(spec: ProviderSpec): Promise<Channel> {
+  const [entry, options] = parse("channel", channelProviders, spec);
+  return entry.create(options, undefined);
+}

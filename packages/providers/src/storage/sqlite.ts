@@ -1,0 +1,283 @@
+/**
+ * The embedded storage: one SQLite file, so a gateway runs with nothing
+ * installed.
+ *
+ * @example
+ * const storage = await createSqliteStorage({ path: "./data/stategate.db" });
+ * const event = await storage.commit({ event, expectedVersion: 0, state: event.values });
+ */
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { ProviderClosedError, VersionConflictError } from "../errors.js";
+import type {
+  Commit,
+  EntityQuery,
+  EntityRecord,
+  EntityRef,
+  EventOperation,
+  EventQuery,
+  EventRecord,
+  JsonObject,
+  Storage,
+} from "../types.js";
+import { createStatementCache, filterPart, orderPart, pageParams } from "./sqlite-search.js";
+
+/** Options of {@link createSqliteStorage}. */
+export interface SqliteStorageOptions {
+  /** The database file; its parent directories are created. ":memory:" keeps everything in memory. */
+  path: string;
+}
+
+// Bump together with a migration step when the schema changes.
+const schemaVersion = 1;
+
+// Versions are not UNIQUE per entity: the contract resets a deleted entity to
+// version 0, so a re-created entity writes version 1 again into the same log.
+const schema = `
+CREATE TABLE IF NOT EXISTS entities (
+  domain TEXT NOT NULL,
+  type TEXT NOT NULL,
+  key TEXT NOT NULL,
+  "values" TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  PRIMARY KEY (domain, type, key)
+);
+CREATE TABLE IF NOT EXISTS events (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  id TEXT NOT NULL UNIQUE,
+  domain TEXT NOT NULL,
+  type TEXT NOT NULL,
+  key TEXT NOT NULL,
+  "values" TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  operation TEXT NOT NULL,
+  method TEXT NOT NULL,
+  claims TEXT NOT NULL,
+  time INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_entity_time ON events (domain, type, key, time);
+CREATE INDEX IF NOT EXISTS events_type_time ON events (domain, type, time);
+`;
+
+const eventColumns = `position, id, domain, type, key, "values", version, operation, method, claims, time`;
+
+interface EntityRow {
+  domain: string;
+  type: string;
+  key: string;
+  values: string;
+  version: number;
+}
+
+// Read with safeIntegers so `time` keeps every nanosecond digit.
+interface EventRow {
+  position: bigint;
+  id: string;
+  domain: string;
+  type: string;
+  key: string;
+  values: string;
+  version: bigint;
+  operation: string;
+  method: string;
+  claims: string;
+  time: bigint;
+}
+
+function toEntity(row: EntityRow): EntityRecord {
+  const { domain, type, key, version } = row;
+  return { domain, type, key, values: JSON.parse(row.values) as JsonObject, version };
+}
+
+function toEvent(row: EventRow): EventRecord {
+  return {
+    id: row.id,
+    domain: row.domain,
+    type: row.type,
+    key: row.key,
+    values: JSON.parse(row.values) as JsonObject,
+    version: Number(row.version),
+    position: Number(row.position),
+    operation: row.operation as EventOperation,
+    method: row.method,
+    claims: JSON.parse(row.claims) as JsonObject,
+    time: row.time,
+  };
+}
+
+function checkCommit({ event, expectedVersion }: Commit): void {
+  if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
+    throw new Error(`expectedVersion must be a non-negative integer, got ${expectedVersion}`);
+  }
+  if (event.version !== expectedVersion + 1) {
+    throw new Error(`event version ${event.version} must be expectedVersion + 1 (${expectedVersion + 1})`);
+  }
+  if (typeof event.time !== "bigint") {
+    throw new Error("event time must be a bigint of nanoseconds");
+  }
+}
+
+/** Opens (creating if needed) a SQLite file as stategate storage. */
+export async function createSqliteStorage({ path }: SqliteStorageOptions): Promise<Storage> {
+  if (path !== ":memory:") {
+    mkdirSync(dirname(path), { recursive: true });
+  }
+  const db = new Database(path, { timeout: 5000 });
+  db.pragma("journal_mode = WAL");
+  // FULL: a committed mutation survives power loss, not only a process kill.
+  db.pragma("synchronous = FULL");
+  db.exec(schema);
+  db.pragma(`user_version = ${schemaVersion}`);
+
+  const selectVersion = db.prepare<[string, string, string], { version: number }>(
+    "SELECT version FROM entities WHERE domain = ? AND type = ? AND key = ?",
+  );
+  const selectEntity = db.prepare<[string, string, string], EntityRow>(
+    `SELECT domain, type, key, "values", version FROM entities WHERE domain = ? AND type = ? AND key = ?`,
+  );
+  const upsertEntity = db.prepare<[string, string, string, string, number]>(
+    `INSERT INTO entities (domain, type, key, "values", version) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (domain, type, key) DO UPDATE SET "values" = excluded."values", version = excluded.version`,
+  );
+  const deleteEntity = db.prepare<[string, string, string]>(
+    "DELETE FROM entities WHERE domain = ? AND type = ? AND key = ?",
+  );
+  const insertEvent = db.prepare(
+    `INSERT INTO events (id, domain, type, key, "values", version, operation, method, claims, time)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const selectEvent = db
+    .prepare<[string, string, string, string], EventRow>(
+      `SELECT ${eventColumns} FROM events WHERE id = ? AND domain = ? AND type = ? AND key = ?`,
+    )
+    .safeIntegers(true);
+  const selectEventsAfter = db
+    .prepare<[number, number], EventRow>(
+      `SELECT ${eventColumns} FROM events WHERE position > ? ORDER BY position LIMIT ?`,
+    )
+    .safeIntegers(true);
+  const selectOne = db.prepare("SELECT 1");
+  const entityStatement = createStatementCache((sql) => db.prepare<unknown[], EntityRow>(sql));
+  const eventStatement = createStatementCache((sql) => db.prepare<unknown[], EventRow>(sql).safeIntegers(true));
+
+  const applyCommit = db.transaction((commit: Commit): EventRecord => {
+    const { event, state, expectedVersion } = commit;
+    const actual = selectVersion.get(event.domain, event.type, event.key)?.version ?? 0;
+    if (actual !== expectedVersion) {
+      throw new VersionConflictError(expectedVersion, actual);
+    }
+    if (state === null) {
+      deleteEntity.run(event.domain, event.type, event.key);
+    } else {
+      upsertEntity.run(event.domain, event.type, event.key, JSON.stringify(state), event.version);
+    }
+    const values = JSON.stringify(event.values);
+    const claims = JSON.stringify(event.claims);
+    const { lastInsertRowid } = insertEvent.run(
+      event.id,
+      event.domain,
+      event.type,
+      event.key,
+      values,
+      event.version,
+      event.operation,
+      event.method,
+      claims,
+      event.time,
+    );
+    // Parsed back so the caller sees exactly what a later read returns.
+    return {
+      ...event,
+      values: JSON.parse(values) as JsonObject,
+      claims: JSON.parse(claims) as JsonObject,
+      position: Number(lastInsertRowid),
+    };
+  });
+
+  let closed = false;
+  const open = (): void => {
+    if (closed) {
+      throw new ProviderClosedError("sqlite");
+    }
+  };
+
+  return {
+    name: "sqlite",
+    async commit(commit) {
+      open();
+      checkCommit(commit);
+      // IMMEDIATE takes the write lock before the version is read, so another
+      // process cannot slip a write in between the check and the insert.
+      return applyCommit.immediate(commit);
+    },
+    async getEntity({ domain, type, key }: EntityRef) {
+      open();
+      const row = selectEntity.get(domain, type, key);
+      return row === undefined ? undefined : toEntity(row);
+    },
+    async searchEntities(query: EntityQuery) {
+      open();
+      const where = ["domain = ?", "type = ?"];
+      const params: unknown[] = [query.domain, query.type];
+      for (const term of query.filter) {
+        const part = filterPart(term, `"values"`);
+        where.push(part.sql);
+        params.push(...part.params);
+      }
+      const order = orderPart(query.sort, `"values"`, "key");
+      const sql = `SELECT domain, type, key, "values", version FROM entities
+        WHERE ${where.join(" AND ")} ${order.sql} LIMIT ? OFFSET ?`;
+      const rows = entityStatement(sql).all(...params, ...order.params, ...pageParams(query.limit, query.offset));
+      return rows.map(toEntity);
+    },
+    async getEvent({ domain, type, key, id }) {
+      open();
+      const row = selectEvent.get(id, domain, type, key);
+      return row === undefined ? undefined : toEvent(row);
+    },
+    async searchEvents(query: EventQuery) {
+      open();
+      const where = ["domain = ?", "type = ?"];
+      const params: unknown[] = [query.domain, query.type];
+      if (query.key !== undefined) {
+        where.push("key = ?");
+        params.push(query.key);
+      }
+      if (query.minTime !== undefined) {
+        where.push("time >= ?");
+        params.push(query.minTime);
+      }
+      if (query.maxTime !== undefined) {
+        where.push("time <= ?");
+        params.push(query.maxTime);
+      }
+      for (const term of query.filter) {
+        const part = filterPart(term, `"values"`);
+        where.push(part.sql);
+        params.push(...part.params);
+      }
+      const order = orderPart(query.sort, `"values"`, "position");
+      const sql = `SELECT ${eventColumns} FROM events
+        WHERE ${where.join(" AND ")} ${order.sql} LIMIT ? OFFSET ?`;
+      const rows = eventStatement(sql).all(...params, ...order.params, ...pageParams(query.limit, query.offset));
+      return rows.map(toEvent);
+    },
+    async eventsAfter(position, limit) {
+      open();
+      const [pageSize] = pageParams(limit, 0);
+      return selectEventsAfter.all(position, pageSize).map(toEvent);
+    },
+    async ping() {
+      open();
+      selectOne.get();
+    },
+    async close() {
+      // Idempotent: shutdown paths often close twice, and that is not a bug worth failing on.
+      if (!closed) {
+        closed = true;
+        db.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { createStategateClient } from "@stategate/api";
+import type { StategateClient } from "@stategate/api";
+import type { Interceptor, Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+
+/** The wire protocol a client speaks. All three reach the same handlers on the same port. */
+export type Protocol = "grpc" | "grpc-web" | "connect";
+
+/** Options of `createClient`. */
+export interface ClientOptions {
+  /** Where the gateway listens, e.g. "http://localhost:8080". */
+  baseUrl: string;
+  /** Defaults to "grpc". */
+  protocol?: Protocol;
+  /**
+   * Encode messages as protobuf binary (true) or JSON (false). gRPC is always
+   * binary; gRPC-Web and Connect default to binary.
+   */
+  binary?: boolean;
+  /** A bearer token, or a function that returns the current one (called per request). */
+  token?: string | (() => string | Promise<string>);
+  /** HTTP version for gRPC-Web and Connect; gRPC always uses HTTP/2. Defaults to "2". */
+  httpVersion?: "1.1" | "2";
+  /** Extra interceptors, run before the token is attached. */
+  interceptors?: Interceptor[];
+}
+
+/** Creates typed clients for every stategate service over the chosen protocol. */
+export function createClient(options: ClientOptions): StategateClient {
+  return createStategateClient(createTransport(options));
+}
+
+function createTransport(options: ClientOptions): Transport {
+  const interceptors = [...(options.interceptors ?? [])];
+  const { token } = options;
+  if (token !== undefined) {
+    interceptors.push((next) => async (req) => {
+      const value = typeof token === "function" ? await token() : token;
+      req.header.set("authorization", `Bearer ${value}`);
+      return next(req);
+    });
+  }
+  const useBinaryFormat = options.binary ?? true;
+  const httpVersion = options.httpVersion ?? "2";
+  const common = { baseUrl: options.baseUrl, interceptors };
+  switch (options.protocol ?? "grpc") {
+    case "grpc":
+      return createGrpcTransport(common);
+    case "grpc-web":
+      return createGrpcWebTransport({ ...common, httpVersion, useBinaryFormat });
+    case "connect":
+      return createConnectTransport({ ...common, httpVersion, useBinaryFormat });
+    default:
+      throw new TypeError(`unknown protocol "${String(options.protocol)}": use "grpc", "grpc-web" or "connect"`);
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * @stategate/sdk-node: a typed Node.js client for stategate.
+ *
+ * @example
+ * import { createClient } from "@stategate/sdk-node";
+ * const client = createClient({ baseUrl: "http://localhost:8080", protocol: "grpc" });
+ * const { event } = await client.entity.set({ domain: "acme", type: "user", key: "ada", values: { name: "Ada" } });
+ * console.log(event?.version); // 1n
+ */
+export { createClient } from "./create-client.js";
+export type { ClientOptions, Protocol } from "./create-client.js";
+export { createStategateClient, expiresIn } from "@stategate/api";
+export type { CacheClient, CachedValue, StategateClient } from "@stategate/api";
+export { Code, ConnectError } from "@connectrpc/connect";

@@ -1,0 +1,84 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** How long a new connection may take to send its first bytes. */
+const PEEK_TIMEOUT_MS = 30_000;
+
+/** One port, both HTTP/2 cleartext (gRPC) and HTTP/1.1 (gRPC-Web, Connect, REST). */
+export interface Listener {
+  readonly port: number;
+  /**
+   * Stops accepting connections, asks HTTP/2 clients to go away and closes idle
+   * HTTP/1.1 connections; after `graceMs`, destroys whatever is still open.
+   */
+  close(graceMs: number): Promise<void>;
+}
+
+/**
+ * Listens on host:port and hands each connection to an HTTP/2 or an HTTP/1.1
+ * server after peeking at its first bytes for the HTTP/2 connection preface.
+ * Node's `http2.createServer({ allowHTTP1 })` only does this with TLS.
+ */
+export async function listen(handler: Handler, host: string, port: number): Promise<Listener> {
+  const h1 = http.createServer(handler as http.RequestListener);
+  h1.keepAliveTimeout = 65_000;
+  const h2 = http2.createServer({}, handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+    socket.setTimeout(PEEK_TIMEOUT_MS, () => socket.destroy());
+    let seen = Buffer.alloc(0);
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+      const n = Math.min(seen.length, PREFACE.length);
+      const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+      if (isH2 && seen.length < PREFACE.length) return;
+      socket.off("readable", onReadable);
+      socket.setTimeout(0);
+      socket.unshift(seen);
+      (isH2 ? h2 : h1).emit("connection", socket as Duplex);
+    };
+    socket.on("readable", onReadable);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    async close(graceMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      const timer = setTimeout(() => {
+        for (const session of sessions) session.destroy();
+        for (const socket of sockets) socket.destroy();
+      }, graceMs);
+      timer.unref();
+      // Idle HTTP/1.1 keep-alive sockets are closed as their requests finish.
+      const idle = setInterval(() => h1.closeIdleConnections(), 50);
+      await closed;
+      clearInterval(idle);
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { CacheService, EntityService, EventSchema, EventService, MutexService, PeerMessageSchema, PeerService } from "@stategate/api";
+import type { Event, PeerMessage } from "@stategate/api";
+import { ProviderConfigError, createCache, createChannel, createStorage } from "@stategate/providers";
+import type { Cache, Channel, Storage } from "@stategate/providers";
+import type { Logger } from "pino";
+import { ConfigError } from "./config.js";
+import type { Config } from "./config.js";
+import { listen } from "./front/listener.js";
+import { createInterceptors } from "./interceptors.js";
+import { createCacheService } from "./services/cache.js";
+import type { ServiceDeps } from "./services/deps.js";
+import { createEntityService } from "./services/entity.js";
+import { createEventService } from "./services/event.js";
+import { createMutexService } from "./services/mutex.js";
+import { createPeerService } from "./services/peer.js";
+import { Hub } from "./streams/hub.js";
+import { Publisher } from "./streams/publisher.js";
+
+/** A running gateway. */
+export interface Gateway {
+  /** The port it listens on (useful with STATEGATE_PORT=0). */
+  readonly port: number;
+  /** How many event and peer streams are open on this gateway. */
+  openStreams(): number;
+  /**
+   * Stops accepting calls, ends open streams, waits for calls in flight (up to
+   * the configured grace), then closes the providers.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a gateway: opens the providers named in the configuration, then
+ * serves gRPC, gRPC-Web and Connect on one port.
+ *
+ * @example
+ * const gateway = await startGateway(loadConfig(), createLogger(config));
+ */
+export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
+  const opened: { close(): Promise<void> }[] = [];
+  try {
+    const storage: Storage = await named("STATEGATE_STORAGE_PROVIDER", createStorage(config.storage, { dataDir: config.dataDir }));
+    opened.push(storage);
+    const cache: Cache = await named("STATEGATE_CACHE_PROVIDER", createCache(config.cache));
+    opened.push(cache);
+    const channel: Channel = await named("STATEGATE_CHANNEL_PROVIDER", createChannel(config.channel));
+    opened.push(channel);
+
+    const shutdown = new AbortController();
+    const events = new Hub<Event>(channel, "events", (b) => fromBinary(EventSchema, b), log);
+    const messages = new Hub<PeerMessage>(channel, "messages", (b) => fromBinary(PeerMessageSchema, b), log);
+    const publisher = new Publisher(events, log);
+    const deps: ServiceDeps = { storage, cache, channel, events, messages, publisher, shutdown: shutdown.signal, log };
+
+    const routes = (router: ConnectRouter) => {
+      router.service(EntityService, createEntityService(deps));
+      router.service(EventService, createEventService(deps));
+      router.service(PeerService, createPeerService(deps));
+      router.service(CacheService, createCacheService(deps));
+      router.service(MutexService, createMutexService(deps));
+    };
+    const handler = connectNodeAdapter({
+      routes,
+      interceptors: createInterceptors(log),
+      grpc: true,
+      grpcWeb: true,
+      connect: true,
+    });
+    const listener = await listen(handler, config.host, config.port);
+    log.info(
+      { port: listener.port, host: config.host, storage: storage.name, cache: cache.name, channel: channel.name },
+      `stategate listening on ${config.host}:${listener.port}`,
+    );
+
+    let closing: Promise<void> | undefined;
+    return {
+      port: listener.port,
+      openStreams: () => events.size + messages.size,
+      close() {
+        closing ??= (async () => {
+          shutdown.abort();
+          await listener.close(config.shutdownGraceMs);
+          publisher.stop();
+          for (const provider of opened.reverse()) {
+            await provider.close().catch((err: unknown) => log.warn({ err }, "provider close failed"));
+          }
+          log.info("stategate stopped");
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    for (const provider of opened.reverse()) await provider.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** Names the variable behind a provider's configuration error. */
+async function named<T>(variable: string, creating: Promise<T>): Promise<T> {
+  try {
+    return await creating;
+  } catch (err) {
+    if (err instanceof ProviderConfigError) throw new ConfigError(variable, err.message);
+    throw err;
+  }
+}

@@ -1,0 +1,15 @@
+/**
+ * @stategate/server: the stategate gateway as a library. Most users run the
+ * `stategate` command instead.
+ *
+ * @example
+ * import { createLogger, loadConfig, startGateway } from "@stategate/server";
+ * const config = loadConfig();
+ * const gateway = await startGateway(config, createLogger(config));
+ */
+export { loadConfig, ConfigError } from "./config.js";
+export type { Config } from "./config.js";
+export { startGateway } from "./gateway.js";
+export type { Gateway } from "./gateway.js";
+export { createLogger } from "./log.js";
+export { httpStatus } from "./errors.js";

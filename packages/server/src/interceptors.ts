@@ -1,0 +1,86 @@
+import { randomUUID } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import type { Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { kRequestId } from "./context.js";
+import { toWireError } from "./errors.js";
+import { validate } from "./services/rules.js";
+
+const requestIdPattern = /^[\w.:-]{1,128}$/;
+
+/** The door a call came through, from its content type. */
+export function doorOf(contentType: string | null): string {
+  if (!contentType) return "unknown";
+  if (contentType.startsWith("application/grpc-web")) return "grpc-web";
+  if (contentType.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+/**
+ * The gateway's one interceptor chain for every call: request id, one log line
+ * per call, input validation, and the error boundary that keeps internals in
+ * the log and out of responses. Stream errors raised mid-stream pass the same
+ * boundary.
+ */
+export function createInterceptors(log: Logger): Interceptor[] {
+  const boundary: Interceptor = (next) => async (req) => {
+    const incoming = req.header.get("x-request-id");
+    const requestId = incoming && requestIdPattern.test(incoming) ? incoming : randomUUID();
+    req.contextValues.set(kRequestId, requestId);
+    const started = performance.now();
+    const method = `/${req.service.typeName}/${req.method.name}`;
+    const door = doorOf(req.header.get("content-type"));
+    const done = (code: Code | "ok", err?: unknown, internal = false) => {
+      const line = { requestId, method, door, code: code === "ok" ? "ok" : Code[code], ms: Math.round(performance.now() - started) };
+      if (internal) log.error({ ...line, err }, "call failed");
+      else log.debug(line, "call");
+    };
+    const fail = (err: unknown): never => {
+      const { error, internal } = toWireError(err, requestId);
+      done(error.code, err, internal);
+      throw error;
+    };
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      if (!res.stream) {
+        done("ok");
+        return res;
+      }
+      const messages = res.message;
+      return {
+        ...res,
+        message: (async function* () {
+          try {
+            yield* messages;
+            done("ok");
+          } catch (err) {
+            fail(err);
+          }
+        })(),
+      };
+    } catch (err) {
+      return fail(err);
+    }
+  };
+
+  const validation: Interceptor = (next) => async (req) => {
+    if (!req.stream) {
+      validate(req.method.input.typeName, req.message as unknown as Record<string, unknown>);
+      return next(req);
+    }
+    const messages = req.message;
+    return next({
+      ...req,
+      message: (async function* () {
+        for await (const m of messages) {
+          validate(req.method.input.typeName, m as unknown as Record<string, unknown>);
+          yield m;
+        }
+      })(),
+    });
+  };
+
+  return [boundary, validation];
+}
+

@@ -1,0 +1,18 @@
+import type { Event, PeerMessage } from "@stategate/api";
+import type { Cache, Channel, Storage } from "@stategate/providers";
+import type { Logger } from "pino";
+import type { Hub } from "../streams/hub.js";
+import type { Publisher } from "../streams/publisher.js";
+
+/** What the service handlers need, wired once by the gateway. */
+export interface ServiceDeps {
+  storage: Storage;
+  cache: Cache;
+  channel: Channel;
+  events: Hub<Event>;
+  messages: Hub<PeerMessage>;
+  publisher: Publisher<Event>;
+  /** Aborts when the gateway shuts down, ending every open stream. */
+  shutdown: AbortSignal;
+  log: Logger;
+}

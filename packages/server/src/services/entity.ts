@@ -1,0 +1,140 @@
+import { randomUUID } from "node:crypto";
+import { toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { EventSchema } from "@stategate/api";
+import type { EntityService, Event } from "@stategate/api";
+import { VersionConflictError } from "@stategate/providers";
+import type { EntityRecord, EntityRef, EventOperation, JsonObject } from "@stategate/providers";
+import { kClaims, methodName } from "../context.js";
+import { toEntity, toEvent, nowNs } from "./convert.js";
+import type { ServiceDeps } from "./deps.js";
+import { DEFAULT_LIMIT } from "./rules.js";
+import { parseFilter, toSortSpec } from "./query.js";
+
+/** How often a mutation without an expected version retries after losing a race. */
+const MAX_ATTEMPTS = 32;
+
+/** What a mutation does to the current state. */
+interface Change {
+  operation: EventOperation;
+  /** The new current values, or null to delete. */
+  state: JsonObject | null;
+  /** The values the event records. */
+  eventValues: JsonObject;
+}
+
+/** EntityService: every mutation writes state and event in one commit, then publishes. */
+export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof EntityService> {
+  const { storage } = deps;
+
+  /**
+   * Reads the entity, computes the change, and commits it if the entity is
+   * still at the version read. A caller's expected version is checked against
+   * that same read, so a mismatch writes nothing. Without one, losing a race
+   * to another writer means reading again and retrying.
+   */
+  async function mutate(
+    ctx: HandlerContext,
+    ref: EntityRef,
+    expectedVersion: bigint | undefined,
+    change: (current: EntityRecord | undefined) => Promise<Change> | Change,
+  ): Promise<Event> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const current = await storage.getEntity(ref);
+      const version = current?.version ?? 0;
+      if (expectedVersion !== undefined && BigInt(version) !== expectedVersion) {
+        throw new ConnectError(`expected version ${expectedVersion}, but the entity is at version ${version}`, Code.Aborted);
+      }
+      const { operation, state, eventValues } = await change(current);
+      try {
+        const stored = await storage.commit({
+          expectedVersion: version,
+          state,
+          event: {
+            ...ref,
+            id: randomUUID(),
+            values: eventValues,
+            version: version + 1,
+            operation,
+            method: methodName(ctx),
+            claims: ctx.values.get(kClaims),
+            time: nowNs(),
+          },
+        });
+        const event = toEvent(stored);
+        await deps.publisher.publish(toBinary(EventSchema, event));
+        return event;
+      } catch (err) {
+        if (!(err instanceof VersionConflictError)) throw err;
+        if (expectedVersion !== undefined) {
+          throw new ConnectError(`expected version ${expectedVersion}, but the entity is at version ${err.actual}`, Code.Aborted);
+        }
+      }
+    }
+    throw new ConnectError("too many concurrent writers on this entity; try again", Code.Aborted);
+  }
+
+  const notFound = (ref: EntityRef) => new ConnectError(`entity ${ref.domain}/${ref.type}/${ref.key} not found`, Code.NotFound);
+
+  return {
+    async set(req, ctx) {
+      const ref = { domain: req.domain, type: req.type, key: req.key };
+      const values = req.values as JsonObject;
+      const event = await mutate(ctx, ref, req.expectedVersion, () => ({ operation: "set", state: values, eventValues: values }));
+      return { event };
+    },
+
+    async edit(req, ctx) {
+      const ref = { domain: req.domain, type: req.type, key: req.key };
+      const event = await mutate(ctx, ref, req.expectedVersion, (current) => {
+        if (!current) throw notFound(ref);
+        const merged = { ...current.values, ...(req.values as JsonObject) };
+        return { operation: "edit", state: merged, eventValues: merged };
+      });
+      return { event };
+    },
+
+    async revert(req, ctx) {
+      const ref = { domain: req.domain, type: req.type, key: req.key };
+      const target = await storage.getEvent({ ...ref, id: req.id });
+      if (!target) {
+        throw new ConnectError(`event ${req.id} of entity ${ref.domain}/${ref.type}/${ref.key} not found`, Code.NotFound);
+      }
+      const event = await mutate(ctx, ref, req.expectedVersion, () => ({
+        operation: "revert",
+        state: target.values,
+        eventValues: target.values,
+      }));
+      return { event };
+    },
+
+    async get(req) {
+      const ref = { domain: req.domain, type: req.type, key: req.key };
+      const record = await storage.getEntity(ref);
+      if (!record) throw notFound(ref);
+      return { entity: toEntity(record) };
+    },
+
+    async del(req, ctx) {
+      const ref = { domain: req.domain, type: req.type, key: req.key };
+      const event = await mutate(ctx, ref, req.expectedVersion, (current) => {
+        if (!current) throw notFound(ref);
+        return { operation: "delete", state: null, eventValues: current.values };
+      });
+      return { event };
+    },
+
+    async search(req) {
+      const records = await storage.searchEntities({
+        domain: req.domain,
+        type: req.type,
+        filter: parseFilter(req.filter),
+        sort: toSortSpec(req.sort),
+        limit: req.limit ?? DEFAULT_LIMIT,
+        offset: req.offset,
+      });
+      return { entities: records.map(toEntity) };
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Event, EventService } from "@stategate/api";
+import { compileGlob } from "../streams/glob.js";
+import { StreamQueue } from "../streams/queue.js";
+import { toEvent } from "./convert.js";
+import type { ServiceDeps } from "./deps.js";
+import { parseFilter, toSortSpec } from "./query.js";
+import { DEFAULT_LIMIT } from "./rules.js";
+
+/** Page size when a stream catches up from storage. */
+const CATCH_UP_PAGE = 500;
+
+/** EventService: history from storage, live events from the channel. */
+export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventService> {
+  const { storage } = deps;
+
+  return {
+    async *stream(req, ctx) {
+      if (req.consumerGroup !== "" && req.afterPosition !== undefined) {
+        throw new ConnectError("after_position: cannot be combined with consumer_group", Code.InvalidArgument);
+      }
+      const signal = AbortSignal.any([ctx.signal, deps.shutdown]);
+      const matchDomain = compileGlob(req.domain);
+      const matchType = compileGlob(req.type);
+      const matches = (event: Event) => matchDomain(event.entity?.domain ?? "") && matchType(event.entity?.type ?? "");
+      const queue = new StreamQueue<Event>(signal);
+      const group = req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.type]);
+      // Subscribe before reading history, so nothing committed meanwhile is missed.
+      const unsubscribe = await deps.events.subscribe((event) => {
+        if (matches(event)) queue.push(event);
+      }, group);
+      try {
+        let highWater = -1n;
+        if (req.afterPosition !== undefined) {
+          highWater = req.afterPosition;
+          while (!signal.aborted) {
+            const page = await storage.eventsAfter(Number(highWater), CATCH_UP_PAGE);
+            for (const record of page) {
+              const event = toEvent(record);
+              highWater = event.position;
+              if (matches(event)) yield { event };
+            }
+            if (page.length < CATCH_UP_PAGE) break;
+          }
+        }
+        for await (const event of queue) {
+          // Live copies of events already sent from history are skipped.
+          if (event.position <= highWater) continue;
+          yield { event };
+        }
+      } finally {
+        unsubscribe();
+      }
+    },
+
+    async search(req) {
+      const records = await storage.searchEvents({
+        domain: req.domain,
+        type: req.type,
+        key: req.key === "" ? undefined : req.key,
+        minTime: req.minTime,
+        maxTime: req.maxTime,
+        filter: parseFilter(req.filter),
+        sort: toSortSpec(req.sort),
+        limit: req.limit ?? DEFAULT_LIMIT,
+        offset: req.offset,
+      });
+      return { events: records.map(toEvent) };
+    },
+
+    async get(req) {
+      const record = await storage.getEvent({ domain: req.domain, type: req.type, key: req.key, id: req.id });
+      if (!record) {
+        throw new ConnectError(`event ${req.id} of entity ${req.domain}/${req.type}/${req.key} not found`, Code.NotFound);
+      }
+      return { event: toEvent(record) };
+    },
+  };
+}

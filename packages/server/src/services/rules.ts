@@ -1,0 +1,185 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { parseFilter, parsePath } from "./query.js";
+
+/**
+ * Every input rule of the API, in one table keyed by request message. The
+ * validation interceptor applies it to every call on every door before a
+ * handler runs, so a bad request is refused with INVALID_ARGUMENT naming the
+ * field, and nothing is written.
+ */
+
+/** Longest domain, type or channel name, in characters. */
+export const MAX_NAME_LENGTH = 128;
+/** Longest key, in characters. */
+export const MAX_KEY_LENGTH = 255;
+/** Largest page a search returns. */
+export const MAX_LIMIT = 1000;
+/** Page size when a search names no limit. */
+export const DEFAULT_LIMIT = 100;
+
+type Check = (value: unknown) => string | undefined;
+
+const noSpace = /^[^\s\p{Cc}]+$/u;
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/iu;
+
+function name(max: number): Check {
+  return (v) => {
+    const s = v as string;
+    if (s === "") return "must not be empty";
+    if (!noSpace.test(s)) return "must not contain whitespace or control characters";
+    if ([...s].length > max) return `must be at most ${max} characters`;
+    return undefined;
+  };
+}
+
+const domainName = name(MAX_NAME_LENGTH);
+const keyName = name(MAX_KEY_LENGTH);
+/** Globs follow the same character rules as names; "*" alone matches everything. */
+const glob = name(MAX_KEY_LENGTH);
+
+/** Finds a number JSON cannot carry (NaN, ±Infinity), which binary clients can send. */
+function nonFinite(v: unknown, depth = 0): boolean {
+  if (depth > 64) return false;
+  if (typeof v === "number") return !Number.isFinite(v);
+  if (Array.isArray(v)) return v.some((x) => nonFinite(x, depth + 1));
+  if (v !== null && typeof v === "object") return Object.values(v).some((x) => nonFinite(x, depth + 1));
+  return false;
+}
+
+/** A JSON object (google.protobuf.Struct, already plain JSON). */
+const jsonObject: Check = (v) => {
+  if (v === undefined) return "is required";
+  return nonFinite(v) ? "must not contain NaN or Infinity" : undefined;
+};
+
+/** A google.protobuf.Value message: set to some kind, and finite throughout. */
+const jsonValue: Check = (v) => {
+  const value = v as { kind?: { case?: string; value?: unknown } } | undefined;
+  if (value === undefined || value.kind?.case === undefined) return "is required";
+  return nonFinite(value.kind.value) ? "must not contain NaN or Infinity" : undefined;
+};
+
+const eventId: Check = (v) => (uuid.test(v as string) ? undefined : "must be a UUID");
+
+const token: Check = (v) => ((v as string) === "" ? "must not be empty" : undefined);
+
+const nonNegative: Check = (v) => (v !== undefined && (v as bigint | number) < 0 ? "must not be negative" : undefined);
+
+const limit: Check = (v) => {
+  if (v === undefined) return undefined;
+  const n = v as number;
+  if (n <= 0) return "must be greater than 0";
+  if (n > MAX_LIMIT) return `must be at most ${MAX_LIMIT}`;
+  return undefined;
+};
+
+const filter: Check = (v) => {
+  try {
+    parseFilter(v as string);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+};
+
+const sort: Check = (v) => {
+  if (v === undefined || (v as { field: string }).field === "") return undefined;
+  try {
+    parsePath((v as { field: string }).field);
+    return undefined;
+  } catch (err) {
+    return `field ${(err as Error).message}`;
+  }
+};
+
+function future(optional: boolean): Check {
+  return (v) => {
+    if (v === undefined) return optional ? undefined : "is required";
+    const t = v as Timestamp;
+    const ms = Number(t.seconds) * 1000 + t.nanos / 1e6;
+    if (t.nanos < 0 || t.nanos > 999_999_999) return "has invalid nanos";
+    return ms <= Date.now() ? "must be in the future" : undefined;
+  };
+}
+
+/** Field rules: [proto field name, local (camelCase) name, check]. */
+type Rule = [field: string, local: string, check: Check];
+
+const entityRef: Rule[] = [
+  ["domain", "domain", domainName],
+  ["type", "type", domainName],
+  ["key", "key", keyName],
+];
+const cacheRef: Rule[] = [
+  ["domain", "domain", domainName],
+  ["key", "key", keyName],
+];
+const expectedVersion: Rule = ["expected_version", "expectedVersion", nonNegative];
+const page: Rule[] = [
+  ["filter", "filter", filter],
+  ["sort", "sort", sort],
+  ["limit", "limit", limit],
+  ["offset", "offset", nonNegative],
+];
+
+const rules: Record<string, Rule[]> = {
+  "stategate.v1.EntityServiceSetRequest": [...entityRef, ["values", "values", jsonObject], expectedVersion],
+  "stategate.v1.EntityServiceEditRequest": [...entityRef, ["values", "values", jsonObject], expectedVersion],
+  "stategate.v1.EntityServiceRevertRequest": [...entityRef, ["id", "id", eventId], expectedVersion],
+  "stategate.v1.EntityServiceGetRequest": entityRef,
+  "stategate.v1.EntityServiceDelRequest": [...entityRef, expectedVersion],
+  "stategate.v1.EntityServiceSearchRequest": [["domain", "domain", domainName], ["type", "type", domainName], ...page],
+  "stategate.v1.EventServiceStreamRequest": [
+    ["domain", "domain", glob],
+    ["type", "type", glob],
+    ["consumer_group", "consumerGroup", (v) => ((v as string) === "" ? undefined : keyName(v))],
+    ["after_position", "afterPosition", nonNegative],
+  ],
+  "stategate.v1.EventServiceSearchRequest": [
+    ["domain", "domain", domainName],
+    ["type", "type", domainName],
+    ["key", "key", (v) => ((v as string) === "" ? undefined : keyName(v))],
+    ["min_time", "minTime", nonNegative],
+    ["max_time", "maxTime", nonNegative],
+    ...page,
+  ],
+  "stategate.v1.EventServiceGetRequest": [...entityRef, ["id", "id", eventId]],
+  "stategate.v1.PeerServiceBroadcastRequest": [
+    ["domain", "domain", domainName],
+    ["channel", "channel", domainName],
+    ["type", "type", domainName],
+    ["body", "body", jsonObject],
+  ],
+  "stategate.v1.PeerServiceStreamRequest": [
+    ["domain", "domain", glob],
+    ["channel", "channel", glob],
+    ["type", "type", glob],
+    ["consumer_group", "consumerGroup", (v) => ((v as string) === "" ? undefined : keyName(v))],
+  ],
+  "stategate.v1.CacheServiceSetRequest": [...cacheRef, ["value", "value", jsonValue], ["exp", "exp", future(true)]],
+  "stategate.v1.CacheServiceGetRequest": cacheRef,
+  "stategate.v1.CacheServiceDelRequest": cacheRef,
+  "stategate.v1.MutexServiceLockRequest": [...cacheRef, ["exp", "exp", future(false)]],
+  "stategate.v1.MutexServiceUnlockRequest": [...cacheRef, ["token", "token", token]],
+};
+
+/**
+ * Checks a request message against its rules; throws INVALID_ARGUMENT naming
+ * the first field that breaks one.
+ */
+export function validate(typeName: string, message: Record<string, unknown>): void {
+  const list = rules[typeName];
+  if (!list) return;
+  for (const [field, local, check] of list) {
+    const problem = check(message[local]);
+    if (problem !== undefined) {
+      throw new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
+    }
+  }
+}
+
+/** Whether a request type has rules; lets a test prove every request is covered. */
+export function hasRules(typeName: string): boolean {
+  return typeName in rules;
+}

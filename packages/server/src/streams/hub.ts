@@ -1,0 +1,90 @@
+import type { Channel, Topic, Unsubscribe } from "@stategate/providers";
+import type { Logger } from "pino";
+
+/** Receives decoded payloads of one topic. */
+export type Listener<T> = (item: T) => void;
+
+interface Route<T> {
+  unsubscribe: Promise<Unsubscribe>;
+  listeners: Listener<T>[];
+  next: number;
+}
+
+/**
+ * Joins a gateway's streams to the channel. All plain subscribers of a topic
+ * share one channel subscription and every one gets every payload; members of
+ * a consumer group share one group subscription per gateway, and the channel
+ * hands each payload to one gateway, which hands it to one local member in
+ * turn. A payload is decoded once per gateway, not once per stream.
+ */
+export class Hub<T> {
+  private readonly routes = new Map<string, Route<T>>();
+
+  constructor(
+    private readonly channel: Channel,
+    private readonly topic: Topic,
+    private readonly decode: (payload: Uint8Array) => T,
+    private readonly log: Logger,
+  ) {}
+
+  /** Publishes one item to every gateway. */
+  publish(payload: Uint8Array): Promise<void> {
+    return this.channel.publish(this.topic, payload);
+  }
+
+  /**
+   * Adds a listener; `group` (already made unique per pattern set by the caller)
+   * makes it one member of a consumer group. Resolves once the channel
+   * subscription is live, so nothing published afterwards is missed.
+   */
+  async subscribe(listener: Listener<T>, group?: string): Promise<() => void> {
+    const routeKey = group === undefined ? "" : `g:${group}`;
+    let route = this.routes.get(routeKey);
+    if (!route) {
+      const created: Route<T> = { listeners: [], next: 0, unsubscribe: Promise.resolve(async () => {}) };
+      created.unsubscribe = this.channel.subscribe(this.topic, (payload) => this.deliver(created, payload, group !== undefined), group === undefined ? {} : { group });
+      this.routes.set(routeKey, created);
+      route = created;
+      created.unsubscribe.catch(() => this.routes.delete(routeKey));
+    }
+    route.listeners.push(listener);
+    try {
+      await route.unsubscribe;
+    } catch (err) {
+      route.listeners = route.listeners.filter((l) => l !== listener);
+      throw err;
+    }
+    const current = route;
+    return () => {
+      current.listeners = current.listeners.filter((l) => l !== listener);
+      if (current.listeners.length === 0 && this.routes.get(routeKey) === current) {
+        this.routes.delete(routeKey);
+        current.unsubscribe.then((stop) => stop()).catch((err) => this.log.warn({ err }, "channel unsubscribe failed"));
+      }
+    };
+  }
+
+  /** How many local listeners are attached, for tests and metrics. */
+  get size(): number {
+    let n = 0;
+    for (const route of this.routes.values()) n += route.listeners.length;
+    return n;
+  }
+
+  private deliver(route: Route<T>, payload: Uint8Array, grouped: boolean): void {
+    if (route.listeners.length === 0) return;
+    let item: T;
+    try {
+      item = this.decode(payload);
+    } catch (err) {
+      this.log.error({ err, topic: this.topic }, "dropped an undecodable channel payload");
+      return;
+    }
+    if (grouped) {
+      route.next = (route.next + 1) % route.listeners.length;
+      route.listeners[route.next]?.(item);
+      return;
+    }
+    for (const listener of [...route.listeners]) listener(item);
+  }
+}

@@ -1,0 +1,51 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** Most items a stream buffers for a slow client before it is ended with RESOURCE_EXHAUSTED. */
+export const MAX_STREAM_BUFFER = 10_000;
+
+/**
+ * A buffer between listeners that push and a server stream that pulls. It ends
+ * quietly when `signal` aborts (client gone, deadline passed, or shutdown), and
+ * ends with RESOURCE_EXHAUSTED when the client reads too slowly.
+ */
+export class StreamQueue<T> implements AsyncIterable<T> {
+  private items: T[] = [];
+  private wake: (() => void) | undefined;
+  private failure: ConnectError | undefined;
+
+  constructor(private readonly signal: AbortSignal) {
+    signal.addEventListener("abort", () => this.notify(), { once: true });
+  }
+
+  push(item: T): void {
+    if (this.failure) return;
+    if (this.items.length >= MAX_STREAM_BUFFER) {
+      this.failure = new ConnectError(`stream fell ${MAX_STREAM_BUFFER} items behind; reconnect and resume`, Code.ResourceExhausted);
+      this.items = [];
+    } else {
+      this.items.push(item);
+    }
+    this.notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    while (true) {
+      if (this.failure) throw this.failure;
+      if (this.signal.aborted) return;
+      const item = this.items.shift();
+      if (item !== undefined) {
+        yield item;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}

@@ -1,0 +1,130 @@
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@stategate/sdk-node";
+import type { ClientOptions, StategateClient } from "@stategate/sdk-node";
+import { createLogger, loadConfig, startGateway } from "../src/index.js";
+import type { Gateway } from "../src/index.js";
+
+/** The repository root. */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+
+/** Every door a client can use, as SDK options. */
+export const protocols: { name: string; options: Omit<ClientOptions, "baseUrl"> }[] = [
+  { name: "grpc", options: { protocol: "grpc" } },
+  { name: "grpc-web binary", options: { protocol: "grpc-web", binary: true, httpVersion: "1.1" } },
+  { name: "grpc-web json", options: { protocol: "grpc-web", binary: false, httpVersion: "1.1" } },
+  { name: "connect binary", options: { protocol: "connect", binary: true, httpVersion: "1.1" } },
+  { name: "connect json", options: { protocol: "connect", binary: false, httpVersion: "1.1" } },
+  { name: "connect json over http/2", options: { protocol: "connect", binary: false, httpVersion: "2" } },
+];
+
+/** A gateway in this process on a free port, with its own data directory. */
+export interface TestGateway {
+  gateway: Gateway;
+  baseUrl: string;
+  dataDir: string;
+  client(options?: Omit<ClientOptions, "baseUrl">): StategateClient;
+  close(): Promise<void>;
+}
+
+/** Starts a gateway on embedded providers in a fresh temporary data directory. */
+export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+  const dataDir = mkdtempSync(join(tmpdir(), "stategate-test-"));
+  const config = loadConfig({
+    STATEGATE_PORT: "0",
+    STATEGATE_DATA_DIR: dataDir,
+    STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn",
+    STATEGATE_SHUTDOWN_GRACE_MS: "2000",
+    ...env,
+  });
+  const gateway = await startGateway(config, createLogger(config));
+  const baseUrl = `http://127.0.0.1:${gateway.port}`;
+  return {
+    gateway,
+    baseUrl,
+    dataDir,
+    client: (options = { protocol: "grpc" }) => createClient({ baseUrl, ...options }),
+    async close() {
+      await gateway.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A gateway running as its own process, the way users run it. */
+export interface GatewayProcess {
+  child: ChildProcess;
+  port: number;
+  baseUrl: string;
+  /** Every stdout and stderr line so far. */
+  output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs the built `stategate` command and waits until it listens. */
+export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [join(repoRoot, "packages/server/dist/bin/stategate.js")], {
+    env: { ...process.env, STATEGATE_PORT: "0", STATEGATE_LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const output: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => output.push(line));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output.join("\n")}`)), 20_000);
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      output.push(line);
+      try {
+        const entry = JSON.parse(line) as { port?: number; msg?: string };
+        if (entry.msg?.startsWith("stategate listening") && entry.port) {
+          clearTimeout(timer);
+          resolve(entry.port);
+        }
+      } catch {
+        // not a JSON line
+      }
+    });
+    void exited.then(({ code }) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code}:\n${output.join("\n")}`));
+    });
+  });
+  return { child, port, baseUrl: `http://127.0.0.1:${port}`, output, exited };
+}
+
+/** A fresh name, so tests sharing a gateway never see each other's data. */
+export function unique(prefix: string): string {
+  return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
+}
+
+/** Takes items from an async iterable until `count` arrived or `ms` passed. */
+export async function take<T>(iterable: AsyncIterable<T>, count: number, ms = 10_000): Promise<T[]> {
+  const out: T[] = [];
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(() => reject(new Error(`got ${out.length} of ${count} items within ${ms} ms`)), ms).unref(),
+  );
+  const read = (async () => {
+    for await (const item of iterable) {
+      out.push(item);
+      if (out.length >= count) break;
+    }
+    return out;
+  })();
+  return Promise.race([read, timeout]);
+}
+
+/** Waits until `check` returns true, polling. */
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

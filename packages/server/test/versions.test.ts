@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@stategate/sdk-node";
+import { startTestGateway, unique } from "./helpers.js";
+import type { TestGateway } from "./helpers.js";
+
+let tg: TestGateway;
+before(async () => {
+  tg = await startTestGateway();
+});
+after(async () => {
+  await tg.close();
+});
+
+for (const protocol of ["grpc", "connect"] as const) {
+  describe(`versions and conflicts over ${protocol}`, () => {
+    it("20 concurrent Edits, half with a stale expected version", async () => {
+      const client = tg.client({ protocol, binary: protocol === "grpc" });
+      const ref = { domain: unique("ver"), type: "counter", key: "c1" };
+      await client.entity.set({ ...ref, values: { base: true } });
+      await client.entity.edit({ ...ref, values: { second: true }, expectedVersion: 1n });
+
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2 === 0
+            ? client.entity.edit({ ...ref, values: { [`fresh${i}`]: i } })
+            : client.entity.edit({ ...ref, values: { [`stale${i}`]: i }, expectedVersion: 1n }),
+        ),
+      );
+
+      const ok = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      const rejected = results.flatMap((r, i) => (r.status === "rejected" ? [{ i, err: ConnectError.from(r.reason) }] : []));
+      assert.deepEqual(
+        ok,
+        [0, 2, 4, 6, 8, 10, 12, 14, 16, 18],
+        "every Edit without an expected version succeeds",
+      );
+      for (const { i, err } of rejected) assert.equal(Code[err.code], "Aborted", `edit ${i}: ${err.message}`);
+
+      const { entity } = await client.entity.get(ref);
+      const values = entity?.values ?? {};
+      for (const i of ok) assert.equal(values[`fresh${i}`], i, `edit ${i} is in the final state`);
+      for (const { i } of rejected) assert.equal(values[`stale${i}`], undefined, `rejected edit ${i} left no trace`);
+
+      const { events } = await client.event.search({ ...ref, limit: 1000 });
+      assert.equal(events.length, 2 + ok.length, "one event per OK mutation (Set, first Edit, and the OK Edits)");
+      assert.deepEqual(
+        events.map((e) => e.version),
+        events.map((_, i) => BigInt(i + 1)),
+        "versions are 1..n with no gap",
+      );
+      for (const e of events) {
+        for (const { i } of rejected) assert.equal(e.entity?.values?.[`stale${i}`], undefined, "no event holds a rejected edit");
+      }
+      const last = events.at(-1);
+      assert.equal(last?.version, entity?.version);
+      assert.deepEqual(last?.entity?.values, entity?.values, "the last event equals Get");
+    });
+
+    it("an expected version that matches wins exactly once among racers", async () => {
+      const client = tg.client({ protocol });
+      const ref = { domain: unique("race"), type: "doc", key: "d" };
+      await client.entity.set({ ...ref, values: { n: 0 } });
+      const results = await Promise.allSettled(
+        Array.from({ length: 10 }, (_, i) => client.entity.set({ ...ref, values: { n: i + 1 }, expectedVersion: 1n })),
+      );
+      const wins = results.filter((r) => r.status === "fulfilled");
+      assert.equal(wins.length, 1);
+      for (const r of results) {
+        if (r.status === "rejected") assert.equal(ConnectError.from(r.reason).code, Code.Aborted);
+      }
+      const { events } = await client.event.search({ ...ref });
+      assert.equal(events.length, 2);
+    });
+
+    it("Set with expected version 0 creates only when absent; Del and Revert honour it", async () => {
+      const client = tg.client({ protocol });
+      const ref = { domain: unique("v0"), type: "doc", key: "d" };
+      const created = await client.entity.set({ ...ref, values: { a: 1 }, expectedVersion: 0n });
+      assert.equal(created.event?.version, 1n);
+      await assert.rejects(client.entity.set({ ...ref, values: { a: 2 }, expectedVersion: 0n }), (e) => ConnectError.from(e).code === Code.Aborted);
+      await assert.rejects(client.entity.del({ ...ref, expectedVersion: 5n }), (e) => ConnectError.from(e).code === Code.Aborted);
+      await client.entity.del({ ...ref, expectedVersion: 1n });
+      const restored = await client.entity.revert({ ...ref, id: created.event?.id ?? "", expectedVersion: 0n });
+      assert.equal(restored.event?.version, 3n);
+      assert.deepEqual((await client.entity.get(ref)).entity?.values, { a: 1 });
+    });
+
+    it("Revert refuses an event of another entity and changes nothing", async () => {
+      const client = tg.client({ protocol });
+      const domain = unique("rv");
+      const a = await client.entity.set({ domain, type: "doc", key: "a", values: { who: "a" } });
+      await client.entity.set({ domain, type: "doc", key: "b", values: { who: "b" } });
+      await assert.rejects(
+        client.entity.revert({ domain, type: "doc", key: "b", id: a.event?.id ?? "" }),
+        (e) => ConnectError.from(e).code === Code.NotFound,
+      );
+      const { entity } = await client.entity.get({ domain, type: "doc", key: "b" });
+      assert.equal(entity?.version, 1n);
+      assert.deepEqual(entity?.values, { who: "b" });
+    });
+  });
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs every test with node's built-in runner (TypeScript through tsx).
+// Pass file paths to run only those: `node scripts/test.mjs packages/server/test/entity.test.ts`.
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    if (name === "node_modules" || name === "dist") continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out.push(...findTests(path));
+    else if (name.endsWith(".test.ts")) out.push(relative(root, path));
+  }
+  return out;
+}
+
+const files = process.argv.length > 2 ? process.argv.slice(2) : findTests(join(root, "packages")).sort();
+const result = spawnSync(
+  process.execPath,
+  ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files],
+  { cwd: root, stdio: "inherit", env: { ...process.env, STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn" } },
+);
+process.exit(result.status ?? 1);
