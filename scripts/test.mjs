@@ -19,10 +19,33 @@ function findTests(dir) {
   return out;
 }
 
+const bin = join(root, "node_modules", ".bin");
+
+/** Runs a check and stops the test run when it fails. */
+function check(label, cmd, args) {
+  const r = spawnSync(join(bin, cmd), args, { cwd: root, stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`stategate: ${label} failed`);
+    process.exit(r.status ?? 1);
+  }
+}
+
 const files = process.argv.length > 2 ? process.argv.slice(2) : findTests(join(root, "packages")).sort();
+if (process.argv.length <= 2) {
+  check("biome (lint and format)", "biome", ["check", "."]);
+  check("buf lint", "buf", ["lint"]);
+  for (const pkg of ["providers", "server"]) {
+    check(`type-check of packages/${pkg} tests`, "tsc", ["-p", join("packages", pkg, "tsconfig.test.json")]);
+  }
+}
+
 const result = spawnSync(
   process.execPath,
   ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files],
-  { cwd: root, stdio: "inherit", env: { ...process.env, STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn" } },
+  {
+    cwd: root,
+    stdio: "inherit",
+    env: { ...process.env, STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn" },
+  },
 );
 process.exit(result.status ?? 1);

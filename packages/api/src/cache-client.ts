@@ -1,9 +1,9 @@
-import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { JsonValue } from "@bufbuild/protobuf";
-import { ValueSchema, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
+import { timestampDate, timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { CallOptions, Transport } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { CacheService } from "./gen/stategate/v1/cache_service_pb.js";
 
 /** A cached value as the client sees it: plain JSON and a Date. */
@@ -21,7 +21,10 @@ export interface CachedValue {
  */
 export interface CacheClient {
   /** Stores any JSON value, including null; `exp` absent means it never expires. */
-  set(req: { domain: string; key: string; value: JsonValue; exp?: Date | Timestamp }, options?: CallOptions): Promise<void>;
+  set(
+    req: { domain: string; key: string; value: JsonValue; exp?: Date | Timestamp },
+    options?: CallOptions,
+  ): Promise<void>;
   /** The value, or a NOT_FOUND ConnectError. */
   get(req: { domain: string; key: string }, options?: CallOptions): Promise<CachedValue>;
   /** Removes the value; removing a missing value succeeds. */

@@ -1,9 +1,10 @@
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { Client, Transport } from "@connectrpc/connect";
-import { createCacheClient } from "./cache-client.js";
+import { createClient } from "@connectrpc/connect";
 import type { CacheClient } from "./cache-client.js";
+import { createCacheClient } from "./cache-client.js";
+import { cancelOnBreak } from "./cancel-on-break.js";
 import { EntityService } from "./gen/stategate/v1/entity_service_pb.js";
 import { EventService } from "./gen/stategate/v1/event_service_pb.js";
 import { MutexService } from "./gen/stategate/v1/mutex_service_pb.js";
@@ -42,8 +43,8 @@ export function createStategateClient(transport: Transport): StategateClient {
   const mutex = createClient(MutexService, transport);
   return {
     entity: createClient(EntityService, transport),
-    event: createClient(EventService, transport),
-    peer: createClient(PeerService, transport),
+    event: cancelOnBreak(EventService, createClient(EventService, transport)),
+    peer: cancelOnBreak(PeerService, createClient(PeerService, transport)),
     cache: createCacheClient(transport),
     mutex,
     async withLock(domain, key, ttlMs, fn) {

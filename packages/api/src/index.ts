@@ -3,13 +3,14 @@
  * the transport-agnostic client core used by `@stategate/sdk-node` and the
  * browser SDK.
  */
-export { createStategateClient, expiresIn } from "./client.js";
-export type { StategateClient } from "./client.js";
-export { createCacheClient } from "./cache-client.js";
+
 export type { CacheClient, CachedValue } from "./cache-client.js";
-export * from "./gen/stategate/v1/types_pb.js";
+export { createCacheClient } from "./cache-client.js";
+export type { StategateClient } from "./client.js";
+export { createStategateClient, expiresIn } from "./client.js";
+export * from "./gen/stategate/v1/cache_service_pb.js";
 export * from "./gen/stategate/v1/entity_service_pb.js";
 export * from "./gen/stategate/v1/event_service_pb.js";
-export * from "./gen/stategate/v1/peer_service_pb.js";
-export * from "./gen/stategate/v1/cache_service_pb.js";
 export * from "./gen/stategate/v1/mutex_service_pb.js";
+export * from "./gen/stategate/v1/peer_service_pb.js";
+export * from "./gen/stategate/v1/types_pb.js";

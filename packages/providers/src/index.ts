@@ -9,6 +9,29 @@
  * const cache = await createCache({ name: "memory" });
  * const channel = await createChannel({ name: "memory" });
  */
+
+export type { MemoryCacheOptions } from "./cache/memory.js";
+export { createMemoryCache } from "./cache/memory.js";
+export type { MemoryChannelOptions } from "./channel/memory.js";
+export { createMemoryChannel } from "./channel/memory.js";
+export {
+  ProviderClosedError,
+  ProviderConfigError,
+  ProviderUnavailableError,
+  ValueTooLargeError,
+  VersionConflictError,
+} from "./errors.js";
+export type { ProviderDefaults, ProviderSpec } from "./registry.js";
+export {
+  cacheProviderNames,
+  channelProviderNames,
+  createCache,
+  createChannel,
+  createStorage,
+  storageProviderNames,
+} from "./registry.js";
+export type { SqliteStorageOptions } from "./storage/sqlite.js";
+export { createSqliteStorage } from "./storage/sqlite.js";
 export type {
   Cache,
   CacheEntry,
@@ -29,25 +52,3 @@ export type {
   Topic,
   Unsubscribe,
 } from "./types.js";
-export {
-  ProviderClosedError,
-  ProviderConfigError,
-  ProviderUnavailableError,
-  ValueTooLargeError,
-  VersionConflictError,
-} from "./errors.js";
-export { createSqliteStorage } from "./storage/sqlite.js";
-export type { SqliteStorageOptions } from "./storage/sqlite.js";
-export { createMemoryCache } from "./cache/memory.js";
-export type { MemoryCacheOptions } from "./cache/memory.js";
-export { createMemoryChannel } from "./channel/memory.js";
-export type { MemoryChannelOptions } from "./channel/memory.js";
-export {
-  cacheProviderNames,
-  channelProviderNames,
-  createCache,
-  createChannel,
-  createStorage,
-  storageProviderNames,
-} from "./registry.js";
-export type { ProviderDefaults, ProviderSpec } from "./registry.js";

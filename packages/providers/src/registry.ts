@@ -45,7 +45,9 @@ function provider<T, S extends OptionSchema, D = undefined>(
 }
 
 const storageProviders: Record<string, Provider<Storage, ProviderDefaults>> = {
-  sqlite: provider({ path: "string" }, (o, d) => createSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") })),
+  sqlite: provider({ path: "string" }, (o, d) =>
+    createSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") }),
+  ),
 };
 
 const cacheProviders: Record<string, Provider<Cache, undefined>> = {

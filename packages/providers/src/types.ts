@@ -58,8 +58,10 @@ export interface Commit {
   /** The event to append. Its `version` must be `expectedVersion + 1`. */
   event: Omit<EventRecord, "position">;
   /**
-   * The version the entity must be at for the commit to apply; 0 means the
-   * entity must not exist (never written, or deleted).
+   * The version the entity must be at for the commit to apply: the version of
+   * its latest event. A deleted entity keeps the version of its delete event,
+   * so versions keep rising when it is written again; 0 means it has never
+   * been written.
    */
   expectedVersion: number;
   /** The new current values, or null to delete the current state. */
@@ -122,8 +124,13 @@ export interface Storage {
    * won a race.
    */
   commit(commit: Commit): Promise<EventRecord>;
-  /** The current state of one entity, or undefined. */
+  /** The current state of one entity, or undefined (never written, or deleted). */
   getEntity(ref: EntityRef): Promise<EntityRecord | undefined>;
+  /**
+   * The version of the entity's latest event: its current version, the
+   * version of its delete event when deleted, or 0 when never written.
+   */
+  getVersion(ref: EntityRef): Promise<number>;
   /** Current entities matching the query. */
   searchEntities(query: EntityQuery): Promise<EntityRecord[]>;
   /** One event of one entity by id, or undefined (also when the id belongs to another entity). */
@@ -167,7 +174,7 @@ export interface Cache {
   unlock(domain: string, key: string, token: string): Promise<boolean>;
   /** Answers when the backend can be reached; throws otherwise. */
   ping(): Promise<void>;
-  /** Releases connections. */
+  /** Releases connections. Further calls fail. */
   close(): Promise<void>;
 }
 
@@ -200,6 +207,6 @@ export interface Channel {
   subscribe(topic: Topic, handler: (payload: Uint8Array) => void, options?: SubscribeOptions): Promise<Unsubscribe>;
   /** Answers when the backend can be reached; throws otherwise. */
   ping(): Promise<void>;
-  /** Ends every subscription and releases connections. */
+  /** Ends every subscription and releases connections. Further calls fail. */
   close(): Promise<void>;
 }

@@ -21,10 +21,12 @@ describe("memory cache", () => {
     }
   });
 
-  it("refuses a value that is not JSON", async () => {
+  it("refuses a value that is not JSON, and an invalid expiry", async () => {
     const cache = await createMemoryCache();
     try {
       await assert.rejects(cache.set("d", "k", { value: undefined as never }), TypeError);
+      await assert.rejects(cache.set("d", "k", { value: 1, expiresAt: new Date(Number.NaN) }), TypeError);
+      await assert.rejects(cache.lock("d", "k", "t", new Date("not a date")), TypeError);
     } finally {
       await cache.close();
     }

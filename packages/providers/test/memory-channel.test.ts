@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createMemoryChannel } from "../src/channel/memory.js";
-import { runChannelConformance } from "../src/conformance/index.js";
 import { decode, encode, sleep } from "../src/conformance/helpers.js";
+import { runChannelConformance } from "../src/conformance/index.js";
 
 // multiInstance off: the memory channel is in-process by design, and separate
 // instances are separate buses (that is what keeps tests and gateways apart).

@@ -51,7 +51,10 @@ describe("provider registry", () => {
   });
 
   it("refuses an unknown name, listing the known ones", async () => {
-    await assert.rejects(createStorage({ name: "mongo" }, { dataDir: dir }), configError("name", /unknown name "mongo".*sqlite/));
+    await assert.rejects(
+      createStorage({ name: "mongo" }, { dataDir: dir }),
+      configError("name", /unknown name "mongo".*sqlite/),
+    );
     await assert.rejects(createCache({ name: "redis" }), configError("name", /cache provider.*"redis".*memory/));
     await assert.rejects(createChannel({ name: "nats" }), configError("name", /channel provider.*"nats".*memory/));
     await assert.rejects(createCache({ name: "constructor" }), configError("name", /unknown name/));
@@ -72,7 +75,10 @@ describe("provider registry", () => {
       createStorage({ name: "sqlite", path: 42 }, { dataDir: dir }),
       configError("path", /"path" must be a non-empty string, got 42/),
     );
-    await assert.rejects(createStorage({ name: "sqlite", path: "" }, { dataDir: dir }), configError("path", /non-empty/));
+    await assert.rejects(
+      createStorage({ name: "sqlite", path: "" }, { dataDir: dir }),
+      configError("path", /non-empty/),
+    );
     await assert.rejects(createCache({ name: "memory", ttl: 5 }), configError("ttl", /takes no options/));
     await assert.rejects(createChannel({ name: "memory", user: "x" }), configError("user", /takes no options/));
   });

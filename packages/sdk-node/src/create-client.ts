@@ -1,7 +1,12 @@
-import { createStategateClient } from "@stategate/api";
-import type { StategateClient } from "@stategate/api";
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+import type { StategateClient } from "@stategate/api";
+import { createStategateClient } from "@stategate/api";
 
 /** The wire protocol a client speaks. All three reach the same handlers on the same port. */
 export type Protocol = "grpc" | "grpc-web" | "connect";
@@ -23,14 +28,28 @@ export interface ClientOptions {
   httpVersion?: "1.1" | "2";
   /** Extra interceptors, run before the token is attached. */
   interceptors?: Interceptor[];
+  /**
+   * An idle HTTP/2 connection closes after this long, so a script that
+   * forgets `close()` still exits. Defaults to 5000 ms.
+   */
+  idleTimeoutMs?: number;
+}
+
+/** A client whose connection can be closed. */
+export interface NodeClient extends StategateClient {
+  /** Closes the HTTP/2 connection, ending any open streams. The client can still be used; it reconnects. */
+  close(): void;
 }
 
 /** Creates typed clients for every stategate service over the chosen protocol. */
-export function createClient(options: ClientOptions): StategateClient {
-  return createStategateClient(createTransport(options));
+export function createClient(options: ClientOptions): NodeClient {
+  const sessionManager = new Http2SessionManager(options.baseUrl, {
+    idleConnectionTimeoutMs: options.idleTimeoutMs ?? 5_000,
+  });
+  return { ...createStategateClient(createTransport(options, sessionManager)), close: () => sessionManager.abort() };
 }
 
-function createTransport(options: ClientOptions): Transport {
+function createTransport(options: ClientOptions, sessionManager: Http2SessionManager): Transport {
   const interceptors = [...(options.interceptors ?? [])];
   const { token } = options;
   if (token !== undefined) {
@@ -42,7 +61,7 @@ function createTransport(options: ClientOptions): Transport {
   }
   const useBinaryFormat = options.binary ?? true;
   const httpVersion = options.httpVersion ?? "2";
-  const common = { baseUrl: options.baseUrl, interceptors };
+  const common = { baseUrl: options.baseUrl, interceptors, sessionManager };
   switch (options.protocol ?? "grpc") {
     case "grpc":
       return createGrpcTransport(common);

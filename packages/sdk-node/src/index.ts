@@ -7,8 +7,9 @@
  * const { event } = await client.entity.set({ domain: "acme", type: "user", key: "ada", values: { name: "Ada" } });
  * console.log(event?.version); // 1n
  */
-export { createClient } from "./create-client.js";
-export type { ClientOptions, Protocol } from "./create-client.js";
-export { createStategateClient, expiresIn } from "@stategate/api";
-export type { CacheClient, CachedValue, StategateClient } from "@stategate/api";
+
 export { Code, ConnectError } from "@connectrpc/connect";
+export type { CacheClient, CachedValue, StategateClient } from "@stategate/api";
+export { createStategateClient, expiresIn } from "@stategate/api";
+export type { ClientOptions, NodeClient, Protocol } from "./create-client.js";
+export { createClient } from "./create-client.js";

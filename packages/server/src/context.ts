@@ -1,5 +1,5 @@
-import { createContextKey } from "@connectrpc/connect";
 import type { HandlerContext } from "@connectrpc/connect";
+import { createContextKey } from "@connectrpc/connect";
 import type { JsonObject } from "@stategate/providers";
 
 /** The caller's authentication claims; empty while authentication is off. */

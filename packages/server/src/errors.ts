@@ -1,5 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ProviderClosedError, ProviderUnavailableError, ValueTooLargeError, VersionConflictError } from "@stategate/providers";
+import {
+  ProviderClosedError,
+  ProviderUnavailableError,
+  ValueTooLargeError,
+  VersionConflictError,
+} from "@stategate/providers";
 
 /**
  * Turns anything a handler threw into an error that is safe to send. Our own
@@ -20,7 +25,10 @@ export function toWireError(err: unknown, requestId: string): { error: ConnectEr
     return { error: new ConnectError(err.message, Code.ResourceExhausted), internal: false };
   }
   if (err instanceof ProviderUnavailableError || err instanceof ProviderClosedError) {
-    return { error: new ConnectError(`a backend is unavailable (request id ${requestId})`, Code.Unavailable), internal: true };
+    return {
+      error: new ConnectError(`a backend is unavailable (request id ${requestId})`, Code.Unavailable),
+      internal: true,
+    };
   }
   return { error: new ConnectError(`internal error (request id ${requestId})`, Code.Internal), internal: true };
 }

@@ -1,13 +1,21 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { CacheService, EntityService, EventSchema, EventService, MutexService, PeerMessageSchema, PeerService } from "@stategate/api";
 import type { Event, PeerMessage } from "@stategate/api";
-import { ProviderConfigError, createCache, createChannel, createStorage } from "@stategate/providers";
+import {
+  CacheService,
+  EntityService,
+  EventSchema,
+  EventService,
+  MutexService,
+  PeerMessageSchema,
+  PeerService,
+} from "@stategate/api";
 import type { Cache, Channel, Storage } from "@stategate/providers";
+import { createCache, createChannel, createStorage, ProviderConfigError } from "@stategate/providers";
 import type { Logger } from "pino";
-import { ConfigError } from "./config.js";
 import type { Config } from "./config.js";
+import { ConfigError } from "./config.js";
 import { listen } from "./front/listener.js";
 import { createInterceptors } from "./interceptors.js";
 import { createCacheService } from "./services/cache.js";
@@ -42,7 +50,10 @@ export interface Gateway {
 export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
   const opened: { close(): Promise<void> }[] = [];
   try {
-    const storage: Storage = await named("STATEGATE_STORAGE_PROVIDER", createStorage(config.storage, { dataDir: config.dataDir }));
+    const storage: Storage = await named(
+      "STATEGATE_STORAGE_PROVIDER",
+      createStorage(config.storage, { dataDir: config.dataDir }),
+    );
     opened.push(storage);
     const cache: Cache = await named("STATEGATE_CACHE_PROVIDER", createCache(config.cache));
     opened.push(cache);

@@ -7,9 +7,10 @@
  * const config = loadConfig();
  * const gateway = await startGateway(config, createLogger(config));
  */
-export { loadConfig, ConfigError } from "./config.js";
+
 export type { Config } from "./config.js";
-export { startGateway } from "./gateway.js";
-export type { Gateway } from "./gateway.js";
-export { createLogger } from "./log.js";
+export { ConfigError, loadConfig } from "./config.js";
 export { httpStatus } from "./errors.js";
+export type { Gateway } from "./gateway.js";
+export { startGateway } from "./gateway.js";
+export { createLogger } from "./log.js";

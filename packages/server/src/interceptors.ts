@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { Code } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { kRequestId } from "./context.js";
 import { toWireError } from "./errors.js";
@@ -31,12 +31,19 @@ export function createInterceptors(log: Logger): Interceptor[] {
     const method = `/${req.service.typeName}/${req.method.name}`;
     const door = doorOf(req.header.get("content-type"));
     const done = (code: Code | "ok", err?: unknown, internal = false) => {
-      const line = { requestId, method, door, code: code === "ok" ? "ok" : Code[code], ms: Math.round(performance.now() - started) };
+      const line = {
+        requestId,
+        method,
+        door,
+        code: code === "ok" ? "ok" : Code[code],
+        ms: Math.round(performance.now() - started),
+      };
       if (internal) log.error({ ...line, err }, "call failed");
       else log.debug(line, "call");
     };
     const fail = (err: unknown): never => {
       const { error, internal } = toWireError(err, requestId);
+      error.metadata.set("x-request-id", requestId);
       done(error.code, err, internal);
       throw error;
     };
@@ -83,4 +90,3 @@ export function createInterceptors(log: Logger): Interceptor[] {
 
   return [boundary, validation];
 }
-

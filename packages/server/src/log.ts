@@ -1,5 +1,5 @@
-import pino from "pino";
 import type { Logger } from "pino";
+import pino from "pino";
 import type { Config } from "./config.js";
 
 /** JSON log lines on stdout at the configured level; secrets are never logged. */

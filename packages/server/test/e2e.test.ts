@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { EventOperation } from "@stategate/api";
-import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
 import type { StategateClient } from "@stategate/sdk-node";
-import { protocols, startTestGateway, take, unique } from "./helpers.js";
+import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
 import type { TestGateway } from "./helpers.js";
+import { protocols, startTestGateway, take, unique } from "./helpers.js";
 
 /** Asserts that a call fails with `code`. */
 async function rejectsWith(call: Promise<unknown>, code: Code): Promise<ConnectError> {
@@ -36,7 +36,10 @@ for (const { name, options } of protocols) {
     });
 
     it("EntityService: Set, Edit, Get, Search, Revert, Del", async () => {
-      const set = await client.entity.set({ ...ref, values: { name: "Ada", langs: ["en", "fr"], address: { city: "Lyon" } } });
+      const set = await client.entity.set({
+        ...ref,
+        values: { name: "Ada", langs: ["en", "fr"], address: { city: "Lyon" } },
+      });
       assert.equal(set.event?.version, 1n);
       assert.equal(set.event?.operation, EventOperation.SET);
       assert.equal(set.event?.method, "/stategate.v1.EntityService/Set");
@@ -45,19 +48,33 @@ for (const { name, options } of protocols) {
 
       const edit = await client.entity.edit({ ...ref, values: { role: "admin" }, expectedVersion: 1n });
       assert.equal(edit.event?.version, 2n);
-      assert.deepEqual(edit.event?.entity?.values, { name: "Ada", langs: ["en", "fr"], address: { city: "Lyon" }, role: "admin" });
+      assert.deepEqual(edit.event?.entity?.values, {
+        name: "Ada",
+        langs: ["en", "fr"],
+        address: { city: "Lyon" },
+        role: "admin",
+      });
 
       const got = await client.entity.get(ref);
       assert.equal(got.entity?.version, 2n);
       assert.deepEqual(got.entity?.values, edit.event?.entity?.values);
 
       await client.entity.set({ ...ref, key: "bob", values: { name: "Bob", address: { city: "Paris" } } });
-      const found = await client.entity.search({ domain, type: "user", filter: JSON.stringify({ "address.city": "Lyon" }) });
+      const found = await client.entity.search({
+        domain,
+        type: "user",
+        filter: JSON.stringify({ "address.city": "Lyon" }),
+      });
       assert.deepEqual(
         found.entities.map((e) => e.key),
         ["ada"],
       );
-      const sorted = await client.entity.search({ domain, type: "user", sort: { field: "name", desc: true }, limit: 1 });
+      const sorted = await client.entity.search({
+        domain,
+        type: "user",
+        sort: { field: "name", desc: true },
+        limit: 1,
+      });
       assert.deepEqual(
         sorted.entities.map((e) => e.key),
         ["bob"],
@@ -71,7 +88,11 @@ for (const { name, options } of protocols) {
       const del = await client.entity.del(ref);
       assert.equal(del.event?.operation, EventOperation.DELETE);
       assert.equal(del.event?.version, 4n);
-      assert.deepEqual(del.event?.entity?.values, set.event?.entity?.values, "a delete records the state before deletion");
+      assert.deepEqual(
+        del.event?.entity?.values,
+        set.event?.entity?.values,
+        "a delete records the state before deletion",
+      );
       await rejectsWith(client.entity.get(ref), Code.NotFound);
       await rejectsWith(client.entity.edit({ ...ref, values: { a: 1 } }), Code.NotFound);
       await rejectsWith(client.entity.del(ref), Code.NotFound);
@@ -84,7 +105,11 @@ for (const { name, options } of protocols) {
         [1n, 2n, 3n, 4n],
       );
       const positions = history.events.map((e) => e.position);
-      assert.deepEqual([...positions].sort((a, b) => (a < b ? -1 : 1)), positions, "positions rise");
+      assert.deepEqual(
+        [...positions].sort((a, b) => (a < b ? -1 : 1)),
+        positions,
+        "positions rise",
+      );
 
       const first = history.events[0];
       assert.ok(first);
@@ -114,7 +139,9 @@ for (const { name, options } of protocols) {
       let sent = 0;
       const sender = setInterval(() => {
         sent++;
-        client.peer.broadcast({ domain, channel: "chat", type: "comment", body: { text: "hi", n: sent } }).catch(() => {});
+        client.peer
+          .broadcast({ domain, channel: "chat", type: "comment", body: { text: "hi", n: sent } })
+          .catch(() => {});
       }, 50);
       try {
         const [first] = await received;

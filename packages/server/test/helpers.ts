@@ -1,14 +1,14 @@
-import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { createClient } from "@stategate/sdk-node";
 import type { ClientOptions, StategateClient } from "@stategate/sdk-node";
-import { createLogger, loadConfig, startGateway } from "../src/index.js";
+import { createClient } from "@stategate/sdk-node";
 import type { Gateway } from "../src/index.js";
+import { createLogger, loadConfig, startGateway } from "../src/index.js";
 
 /** The repository root. */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");

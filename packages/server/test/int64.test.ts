@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
-import { startTestGateway, unique } from "./helpers.js";
 import type { TestGateway } from "./helpers.js";
+import { startTestGateway, unique } from "./helpers.js";
 
 let tg: TestGateway;
 before(async () => {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
-import { startTestGateway, unique } from "./helpers.js";
 import type { TestGateway } from "./helpers.js";
+import { startTestGateway, unique } from "./helpers.js";
 
 let tg: TestGateway;
 before(async () => {
@@ -16,7 +16,11 @@ after(async () => {
 const codeOf = (e: unknown) => Code[ConnectError.from(e).code];
 
 it("an expired holder cannot release a lock someone else took", async () => {
-  const [a, b, c] = [tg.client({ protocol: "grpc" }), tg.client({ protocol: "connect" }), tg.client({ protocol: "grpc-web" })];
+  const [a, b, c] = [
+    tg.client({ protocol: "grpc" }),
+    tg.client({ protocol: "connect" }),
+    tg.client({ protocol: "grpc-web" }),
+  ];
   const ref = { domain: unique("lock"), key: "job" };
   const { token: tokenA } = await a.mutex.lock({ ...ref, exp: expiresIn(1_000) });
   await assert.rejects(b.mutex.lock({ ...ref, exp: expiresIn(5_000) }), (e) => codeOf(e) === "AlreadyExists");
@@ -24,7 +28,11 @@ it("an expired holder cannot release a lock someone else took", async () => {
   const { token: tokenB } = await b.mutex.lock({ ...ref, exp: expiresIn(5_000) });
   assert.notEqual(tokenB, tokenA);
   await assert.rejects(a.mutex.unlock({ ...ref, token: tokenA }), (e) => codeOf(e) === "FailedPrecondition");
-  await assert.rejects(c.mutex.lock({ ...ref, exp: expiresIn(5_000) }), (e) => codeOf(e) === "AlreadyExists", "B still holds it");
+  await assert.rejects(
+    c.mutex.lock({ ...ref, exp: expiresIn(5_000) }),
+    (e) => codeOf(e) === "AlreadyExists",
+    "B still holds it",
+  );
   await b.mutex.unlock({ ...ref, token: tokenB });
   const { token: tokenC } = await c.mutex.lock({ ...ref, exp: expiresIn(5_000) });
   await c.mutex.unlock({ ...ref, token: tokenC });

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
+import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { after, before, describe, it } from "node:test";
-import { Code, ConnectError } from "@stategate/sdk-node";
 import type { StategateClient } from "@stategate/sdk-node";
-import { startTestGateway, take, unique, until } from "./helpers.js";
+import { Code, ConnectError } from "@stategate/sdk-node";
 import type { TestGateway } from "./helpers.js";
+import { startTestGateway, take, unique, until } from "./helpers.js";
 
 let tg: TestGateway;
 let client: StategateClient;
@@ -15,9 +15,18 @@ before(async () => {
 after(async () => {
   await tg.close();
 });
+// Every stream a test opened is released on the gateway once the test ends it.
+afterEach(async () => {
+  await until(() => tg.gateway.openStreams() === 0);
+});
 
 /** Collects a stream's events into an array until aborted. */
-function collect(domain: string, type: string, group: string, signal: AbortSignal): { keys: string[]; done: Promise<void> } {
+function collect(
+  domain: string,
+  type: string,
+  group: string,
+  signal: AbortSignal,
+): { keys: string[]; done: Promise<void> } {
   const keys: string[] = [];
   const done = (async () => {
     try {
@@ -35,7 +44,10 @@ describe("event streams", () => {
   it("globs are anchored; '*' alone matches everything", async () => {
     const base = unique("glob");
     const abort = new AbortController();
-    const streams = await Promise.all([collect(`${base}-*`, "order", "", abort.signal), collect("*", "*", "", abort.signal)]);
+    const streams = await Promise.all([
+      collect(`${base}-*`, "order", "", abort.signal),
+      collect("*", "*", "", abort.signal),
+    ]);
     const [shop, all] = streams;
     await until(() => tg.gateway.openStreams() >= 2);
     await client.entity.set({ domain: `${base}-eu`, type: "order", key: "1", values: {} });
@@ -65,7 +77,10 @@ describe("event streams", () => {
     assert.deepEqual(plain.keys, keys);
     const shared = members.flatMap((m) => m.keys).sort();
     assert.deepEqual(shared, [...keys].sort(), "each event exactly once across the group");
-    assert.ok(members.every((m) => m.keys.length > 0), "the group spreads work across members");
+    assert.ok(
+      members.every((m) => m.keys.length > 0),
+      "the group spreads work across members",
+    );
   });
 
   it("resuming after a position sends history then live events, with no gap and no duplicate", async () => {
@@ -76,7 +91,10 @@ describe("event streams", () => {
       for (let i = 1; i < 40; i++) await client.entity.set({ domain, type: "t", key: String(i), values: {} });
     })();
     const abort = new AbortController();
-    const got = await take(client.event.stream({ domain, type: "t", afterPosition: start }, { signal: abort.signal }), 40);
+    const got = await take(
+      client.event.stream({ domain, type: "t", afterPosition: start }, { signal: abort.signal }),
+      40,
+    );
     abort.abort();
     await writer;
     assert.deepEqual(
@@ -115,7 +133,10 @@ describe("peer streams", () => {
     const run = (name: string, group: string, channel: string) =>
       (async () => {
         try {
-          for await (const { message } of client.peer.stream({ domain, channel, type: "*", consumerGroup: group }, { signal: abort.signal })) {
+          for await (const { message } of client.peer.stream(
+            { domain, channel, type: "*", consumerGroup: group },
+            { signal: abort.signal },
+          )) {
             got[name]?.push(`${message?.channel}:${String(message?.body?.n)}`);
           }
         } catch (err) {
@@ -125,7 +146,8 @@ describe("peer streams", () => {
     const baseline = tg.gateway.openStreams();
     const runs = [run("a", "g", "room-*"), run("b", "g", "room-*"), run("all", "", "*")];
     await until(() => tg.gateway.openStreams() >= baseline + 3);
-    for (let n = 0; n < 10; n++) await client.peer.broadcast({ domain, channel: n % 2 ? "room-1" : "lobby", type: "say", body: { n } });
+    for (let n = 0; n < 10; n++)
+      await client.peer.broadcast({ domain, channel: n % 2 ? "room-1" : "lobby", type: "say", body: { n } });
     await until(() => (got.all?.length ?? 0) === 10 && (got.a?.length ?? 0) + (got.b?.length ?? 0) === 5);
     await sleep(100);
     abort.abort();

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
 import type { JsonValue } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { StategateClient } from "@stategate/sdk-node";
-import { protocols, startTestGateway, take, unique } from "./helpers.js";
+import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
 import type { TestGateway } from "./helpers.js";
+import { protocols, startTestGateway, take, unique } from "./helpers.js";
 
 let tg: TestGateway;
 before(async () => {
@@ -15,7 +15,6 @@ after(async () => {
   await tg.close();
 });
 
-const uuid = "0b6c2a8e-6a49-4c53-9a43-2d2f0f3b8a11";
 const past = timestampFromMs(Date.now() - 60_000);
 
 /** Each bad request, and the field the error must name. */
@@ -40,19 +39,43 @@ function badCalls(c: StategateClient, domain: string): [string, string, () => Pr
     ["unparsable filter", "filter", () => c.entity.search({ domain, type: "user", filter: "{nope" })],
     ["filter that is not an object", "filter", () => c.entity.search({ domain, type: "user", filter: "[1,2]" })],
     ["filter with an object value", "filter", () => c.event.search({ domain, type: "user", filter: '{"a":{"b":1}}' })],
-    ["filter with an empty path segment", "filter", () => c.entity.search({ domain, type: "user", filter: '{"a..b":1}' })],
-    ["sort field with a quote", "sort", () => c.entity.search({ domain, type: "user", sort: { field: 'a"b', desc: false } })],
+    [
+      "filter with an empty path segment",
+      "filter",
+      () => c.entity.search({ domain, type: "user", filter: '{"a..b":1}' }),
+    ],
+    [
+      "sort field with a quote",
+      "sort",
+      () => c.entity.search({ domain, type: "user", sort: { field: 'a"b', desc: false } }),
+    ],
     ["Search without a type", "type", () => c.entity.search({ domain, type: "" })],
     ["Broadcast without a body", "body", () => c.peer.broadcast({ domain, channel: "c", type: "t" })],
-    ["Broadcast with an empty channel", "channel", () => c.peer.broadcast({ domain, channel: "", type: "t", body: {} })],
-    ["cache Set without a value", "value", () => c.cache.set({ domain, key: "k", value: undefined as unknown as JsonValue })],
+    [
+      "Broadcast with an empty channel",
+      "channel",
+      () => c.peer.broadcast({ domain, channel: "", type: "t", body: {} }),
+    ],
+    [
+      "cache Set without a value",
+      "value",
+      () => c.cache.set({ domain, key: "k", value: undefined as unknown as JsonValue }),
+    ],
     ["cache Set with a past expiry", "exp", () => c.cache.set({ domain, key: "k", value: 1, exp: past })],
     ["Lock without an expiry", "exp", () => c.mutex.lock({ domain, key: "k" })],
     ["Lock with a past expiry", "exp", () => c.mutex.lock({ domain, key: "k", exp: past })],
     ["Unlock without a token", "token", () => c.mutex.unlock({ domain, key: "k", token: "" })],
     ["Event Stream with an empty domain", "domain", () => take(c.event.stream({ domain: "", type: "*" }), 1)],
-    ["Event Stream resuming inside a group", "after_position", () => take(c.event.stream({ domain, type: "*", consumerGroup: "g", afterPosition: 0n }), 1)],
-    ["Peer Stream with a space in the type", "type", () => take(c.peer.stream({ domain, channel: "*", type: "a b" }), 1)],
+    [
+      "Event Stream resuming inside a group",
+      "after_position",
+      () => take(c.event.stream({ domain, type: "*", consumerGroup: "g", afterPosition: 0n }), 1),
+    ],
+    [
+      "Peer Stream with a space in the type",
+      "type",
+      () => take(c.peer.stream({ domain, channel: "*", type: "a b" }), 1),
+    ],
   ];
 }
 
@@ -74,7 +97,10 @@ for (const { name, options } of protocols.slice(0, 4)) {
         assert.equal(entities.entities.length, 0);
         const events = await client.event.search({ domain, type: "user" });
         assert.equal(events.events.length, 0);
-        await assert.rejects(client.cache.get({ domain, key: "k" }), (e) => ConnectError.from(e).code === Code.NotFound);
+        await assert.rejects(
+          client.cache.get({ domain, key: "k" }),
+          (e) => ConnectError.from(e).code === Code.NotFound,
+        );
         const { token } = await client.mutex.lock({ domain, key: "k", exp: expiresIn(1_000) });
         await client.mutex.unlock({ domain, key: "k", token });
       });
@@ -93,13 +119,19 @@ describe("malformed requests on the wire", () => {
   });
 
   it("a wrongly typed field is invalid_argument", async () => {
-    const res = await post("/stategate.v1.EntityService/Set", JSON.stringify({ domain: 5, type: "t", key: "k", values: {} }));
+    const res = await post(
+      "/stategate.v1.EntityService/Set",
+      JSON.stringify({ domain: 5, type: "t", key: "k", values: {} }),
+    );
     const body = (await res.json()) as { code: string };
     assert.equal(body.code, "invalid_argument");
   });
 
   it("an int64 that is not a number is invalid_argument", async () => {
-    const res = await post("/stategate.v1.EntityService/Set", '{"domain":"d","type":"t","key":"k","values":{},"expectedVersion":"x"}');
+    const res = await post(
+      "/stategate.v1.EntityService/Set",
+      '{"domain":"d","type":"t","key":"k","values":{},"expectedVersion":"x"}',
+    );
     const body = (await res.json()) as { code: string };
     assert.equal(body.code, "invalid_argument");
   });
@@ -120,7 +152,10 @@ describe("malformed requests on the wire", () => {
   });
 
   it("errors carry a request id and no internals", async () => {
-    const res = await post("/stategate.v1.EntityService/Get", JSON.stringify({ domain: "d", type: "t", key: "missing" }));
+    const res = await post(
+      "/stategate.v1.EntityService/Get",
+      JSON.stringify({ domain: "d", type: "t", key: "missing" }),
+    );
     assert.equal(res.status, 404);
     assert.match(res.headers.get("x-request-id") ?? "", /^[0-9a-f-]{36}$/);
     const mine = await fetch(`${tg.baseUrl}/stategate.v1.EntityService/Get`, {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@stategate/sdk-node";
-import { startTestGateway, unique } from "./helpers.js";
 import type { TestGateway } from "./helpers.js";
+import { startTestGateway, unique } from "./helpers.js";
 
 let tg: TestGateway;
 before(async () => {
@@ -29,12 +29,10 @@ for (const protocol of ["grpc", "connect"] as const) {
       );
 
       const ok = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
-      const rejected = results.flatMap((r, i) => (r.status === "rejected" ? [{ i, err: ConnectError.from(r.reason) }] : []));
-      assert.deepEqual(
-        ok,
-        [0, 2, 4, 6, 8, 10, 12, 14, 16, 18],
-        "every Edit without an expected version succeeds",
+      const rejected = results.flatMap((r, i) =>
+        r.status === "rejected" ? [{ i, err: ConnectError.from(r.reason) }] : [],
       );
+      assert.deepEqual(ok, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18], "every Edit without an expected version succeeds");
       for (const { i, err } of rejected) assert.equal(Code[err.code], "Aborted", `edit ${i}: ${err.message}`);
 
       const { entity } = await client.entity.get(ref);
@@ -50,7 +48,8 @@ for (const protocol of ["grpc", "connect"] as const) {
         "versions are 1..n with no gap",
       );
       for (const e of events) {
-        for (const { i } of rejected) assert.equal(e.entity?.values?.[`stale${i}`], undefined, "no event holds a rejected edit");
+        for (const { i } of rejected)
+          assert.equal(e.entity?.values?.[`stale${i}`], undefined, "no event holds a rejected edit");
       }
       const last = events.at(-1);
       assert.equal(last?.version, entity?.version);
@@ -78,12 +77,28 @@ for (const protocol of ["grpc", "connect"] as const) {
       const ref = { domain: unique("v0"), type: "doc", key: "d" };
       const created = await client.entity.set({ ...ref, values: { a: 1 }, expectedVersion: 0n });
       assert.equal(created.event?.version, 1n);
-      await assert.rejects(client.entity.set({ ...ref, values: { a: 2 }, expectedVersion: 0n }), (e) => ConnectError.from(e).code === Code.Aborted);
-      await assert.rejects(client.entity.del({ ...ref, expectedVersion: 5n }), (e) => ConnectError.from(e).code === Code.Aborted);
-      await client.entity.del({ ...ref, expectedVersion: 1n });
-      const restored = await client.entity.revert({ ...ref, id: created.event?.id ?? "", expectedVersion: 0n });
+      await assert.rejects(
+        client.entity.set({ ...ref, values: { a: 2 }, expectedVersion: 0n }),
+        (e) => ConnectError.from(e).code === Code.Aborted,
+      );
+      await assert.rejects(
+        client.entity.del({ ...ref, expectedVersion: 5n }),
+        (e) => ConnectError.from(e).code === Code.Aborted,
+      );
+      const deleted = await client.entity.del({ ...ref, expectedVersion: 1n });
+      assert.equal(deleted.event?.version, 2n);
+      await assert.rejects(
+        client.entity.revert({ ...ref, id: created.event?.id ?? "", expectedVersion: 0n }),
+        (e) => ConnectError.from(e).code === Code.Aborted,
+        "a deleted entity is at its delete event's version, not 0",
+      );
+      const restored = await client.entity.revert({ ...ref, id: created.event?.id ?? "", expectedVersion: 2n });
       assert.equal(restored.event?.version, 3n);
-      assert.deepEqual((await client.entity.get(ref)).entity?.values, { a: 1 });
+      const { entity } = await client.entity.get(ref);
+      assert.equal(entity?.version, 3n);
+      assert.deepEqual(entity?.values, { a: 1 });
+      const recreated = await client.entity.del(ref).then(() => client.entity.set({ ...ref, values: { b: 2 } }));
+      assert.equal(recreated.event?.version, 5n, "versions keep rising across delete and re-create");
     });
 
     it("Revert refuses an event of another entity and changes nothing", async () => {

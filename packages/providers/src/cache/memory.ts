@@ -69,6 +69,16 @@ function sweep<T extends { expiresAt: number | undefined }>(table: Table<T>, now
   }
 }
 
+// An invalid Date has a NaN time, which compares false with everything and
+// would silently mean "never expires".
+function millis(date: Date): number {
+  const time = date.getTime();
+  if (Number.isNaN(time)) {
+    throw new TypeError("expiresAt is an invalid Date");
+  }
+  return time;
+}
+
 const expired = (expiresAt: number | undefined, now: number): boolean => expiresAt !== undefined && expiresAt <= now;
 
 /** Creates an empty in-process cache. */
@@ -120,7 +130,10 @@ export async function createMemoryCache(options: MemoryCacheOptions = {}): Promi
       if (json === undefined) {
         throw new TypeError("cache values must be JSON values");
       }
-      write(values, domain, key, { json, expiresAt: entry.expiresAt?.getTime() });
+      write(values, domain, key, {
+        json,
+        expiresAt: entry.expiresAt === undefined ? undefined : millis(entry.expiresAt),
+      });
     },
     async del(domain, key) {
       open();
@@ -128,11 +141,12 @@ export async function createMemoryCache(options: MemoryCacheOptions = {}): Promi
     },
     async lock(domain, key, token, expiresAt) {
       open();
+      const until = millis(expiresAt);
       const held = read(locks, domain, key);
       if (held !== undefined && !expired(held.expiresAt, Date.now())) {
         return false;
       }
-      write(locks, domain, key, { token, expiresAt: expiresAt.getTime() });
+      write(locks, domain, key, { token, expiresAt: until });
       return true;
     },
     async unlock(domain, key, token) {

@@ -38,7 +38,11 @@ export function cacheExpiryGroup(factory: CacheFactory, options: CacheTimingOpti
         assert.equal(await cache.del(domain, "deleted"), false, "an expired value is not there to delete");
         assert.equal((await cache.get(domain, "long"))?.value, "stays");
         assert.deepEqual(await cache.get(domain, "forever"), { value: "stays" });
-        assert.deepEqual(await cache.get(domain, "renewed"), { value: "second" }, "set without expiry clears the old one");
+        assert.deepEqual(
+          await cache.get(domain, "renewed"),
+          { value: "second" },
+          "set without expiry clears the old one",
+        );
       }));
 
     it("treats an expiry in the past as already expired", () =>

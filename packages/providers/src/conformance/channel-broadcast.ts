@@ -66,7 +66,11 @@ export function channelBroadcastGroup(factory: ChannelFactory, options: ChannelO
         const leaving = await collect(channel, "events", tag);
         const staying = await collect(channel, "events", tag);
         await channel.publish("events", tag.wrap("before"));
-        await waitFor(() => leaving.received.length === 1 && staying.received.length === 1, "the first payload", timeout);
+        await waitFor(
+          () => leaving.received.length === 1 && staying.received.length === 1,
+          "the first payload",
+          timeout,
+        );
         await leaving.unsubscribe();
         await channel.publish("events", tag.wrap("after"));
         await waitFor(() => staying.received.length === 2, "the second payload", timeout);
@@ -87,7 +91,11 @@ export function channelBroadcastGroup(factory: ChannelFactory, options: ChannelO
         const healthy = await collect(channel, "events", tag);
         const payloads = numbered("t", 5);
         await publishAll(channel, "events", tag, payloads);
-        await waitFor(() => healthy.received.length === payloads.length && thrown === payloads.length, "all payloads", timeout);
+        await waitFor(
+          () => healthy.received.length === payloads.length && thrown === payloads.length,
+          "all payloads",
+          timeout,
+        );
         assert.deepEqual(healthy.received, payloads);
       }));
 

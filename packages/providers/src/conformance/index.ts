@@ -6,20 +6,21 @@
  * import { runCacheConformance } from "@stategate/providers/conformance";
  * runCacheConformance(() => createRedisCache({ url: "redis://localhost:6379" }));
  */
-export { cacheExpiryGroup } from "./cache-expiry.js";
+
 export type { CacheTimingOptions } from "./cache-expiry.js";
+export { cacheExpiryGroup } from "./cache-expiry.js";
 export { cacheLockGroup } from "./cache-lock.js";
 export { cacheValuesGroup } from "./cache-values.js";
 export { channelBroadcastGroup } from "./channel-broadcast.js";
 export { channelGroupsGroup } from "./channel-groups.js";
 export type { ChannelOptions } from "./channel-tag.js";
 export type { CacheFactory, ChannelFactory, StorageFactory } from "./helpers.js";
-export { runCacheConformance, runChannelConformance, runStorageConformance } from "./runners.js";
 export type { StorageConformanceOptions } from "./runners.js";
+export { runCacheConformance, runChannelConformance, runStorageConformance } from "./runners.js";
 export { storageCommitGroup } from "./storage-commit.js";
-export { storageConcurrencyGroup } from "./storage-concurrency.js";
 export type { StorageConcurrencyOptions } from "./storage-concurrency.js";
+export { storageConcurrencyGroup } from "./storage-concurrency.js";
 export { storageEventsGroup } from "./storage-events.js";
 export { storageSearchGroup } from "./storage-search.js";
-export { storageValuesGroup } from "./storage-values.js";
 export type { StorageValuesOptions } from "./storage-values.js";
+export { storageValuesGroup } from "./storage-values.js";

@@ -6,7 +6,7 @@
  * import { runStorageConformance } from "@stategate/providers/conformance";
  * runStorageConformance(() => createMysqlStorage({ url: process.env.MYSQL_URL }));
  */
-import { cacheExpiryGroup, type CacheTimingOptions } from "./cache-expiry.js";
+import { type CacheTimingOptions, cacheExpiryGroup } from "./cache-expiry.js";
 import { cacheLockGroup } from "./cache-lock.js";
 import { cacheValuesGroup } from "./cache-values.js";
 import { channelBroadcastGroup } from "./channel-broadcast.js";

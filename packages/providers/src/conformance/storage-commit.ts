@@ -82,23 +82,27 @@ export function storageCommitGroup(factory: StorageFactory): void {
         assert.deepEqual(stored.values, { name: "Erin" });
       }));
 
-    it("treats a deleted entity as version 0, so it can be created again", () =>
+    it("keeps counting versions after a delete, so a re-created entity continues its log", () =>
       using(factory, async (storage) => {
         const ref = { domain: uniqueDomain("commit"), type: "user", key: "fay" };
+        assert.equal(await storage.getVersion(ref), 0);
         await put(storage, ref, 0, { life: 1 });
+        assert.equal(await storage.getVersion(ref), 1);
         const del = draftEvent({ ...ref, version: 2, values: { life: 1 }, operation: "delete" });
         await storage.commit({ event: del, expectedVersion: 1, state: null });
-        await assert.rejects(put(storage, ref, 2, { life: 2 }), { name: "VersionConflictError", actual: 0 });
-        const again = await put(storage, ref, 0, { life: 2 });
-        assert.equal(again.version, 1);
-        assert.deepEqual(await storage.getEntity(ref), { ...ref, values: { life: 2 }, version: 1 });
+        assert.equal(await storage.getEntity(ref), undefined);
+        assert.equal(await storage.getVersion(ref), 2, "a deleted entity keeps its delete event's version");
+        await assert.rejects(put(storage, ref, 0, { life: 2 }), { name: "VersionConflictError", actual: 2 });
+        const again = await put(storage, ref, 2, { life: 2 });
+        assert.equal(again.version, 3);
+        assert.deepEqual(await storage.getEntity(ref), { ...ref, values: { life: 2 }, version: 3 });
         const log = await allEvents(storage, ref.domain, ref.type, ref.key);
         assert.deepEqual(
           log.map((e) => [e.operation, e.version]),
           [
             ["set", 1],
             ["delete", 2],
-            ["set", 1],
+            ["set", 3],
           ],
         );
       }));

@@ -44,7 +44,10 @@ export function storageEventsGroup(factory: StorageFactory): void {
         assert.deepEqual(await storage.getEvent({ domain, type: "order", key: "o1", id: first.id }), first);
         assert.equal(await storage.getEvent({ domain, type: "order", key: "o2", id: first.id }), undefined);
         assert.equal(await storage.getEvent({ domain, type: "invoice", key: "o1", id: first.id }), undefined);
-        assert.equal(await storage.getEvent({ domain: `${domain}-x`, type: "order", key: "o1", id: first.id }), undefined);
+        assert.equal(
+          await storage.getEvent({ domain: `${domain}-x`, type: "order", key: "o1", id: first.id }),
+          undefined,
+        );
         const unknown = "00000000-0000-4000-8000-000000000000";
         assert.equal(await storage.getEvent({ domain, type: "order", key: "o1", id: unknown }), undefined);
       }));
@@ -71,14 +74,21 @@ export function storageEventsGroup(factory: StorageFactory): void {
       using(factory, async (storage) => {
         const { domain, events } = await seedLog(storage);
         const between = (minTime?: bigint, maxTime?: bigint) =>
-          storage.searchEvents(query(domain, { ...(minTime === undefined ? {} : { minTime }), ...(maxTime === undefined ? {} : { maxTime }) }));
+          storage.searchEvents(
+            query(domain, {
+              ...(minTime === undefined ? {} : { minTime }),
+              ...(maxTime === undefined ? {} : { maxTime }),
+            }),
+          );
         assert.deepEqual(ids(await between(baseTime + 1n, baseTime + 3n)), ids(events.slice(1, 4)));
         assert.deepEqual(ids(await between(baseTime + 2n, baseTime + 2n)), ids(events.slice(2, 3)));
         assert.deepEqual(ids(await between(baseTime + 4n)), ids(events.slice(4)));
         assert.deepEqual(ids(await between(undefined, baseTime)), ids(events.slice(0, 1)));
         assert.deepEqual(ids(await between(baseTime + 6n)), []);
         assert.deepEqual(ids(await between(baseTime + 3n, baseTime + 2n)), []);
-        const o1 = await storage.searchEvents(query(domain, { key: "o1", minTime: baseTime + 1n, maxTime: baseTime + 4n }));
+        const o1 = await storage.searchEvents(
+          query(domain, { key: "o1", minTime: baseTime + 1n, maxTime: baseTime + 4n }),
+        );
         assert.deepEqual(ids(o1), ids([events[2], events[4]] as EventRecord[]));
       }));
 
@@ -93,7 +103,9 @@ export function storageEventsGroup(factory: StorageFactory): void {
         const byTotal = await storage.searchEvents(query(domain, { sort: { path: ["total"], desc: true } }));
         // 25 twice (the paid o2 and its delete), then 20, then 10 three times: ties in position order.
         assert.deepEqual(ids(byTotal), ids([3, 5, 1, 0, 2, 4].map((i) => events[i]) as EventRecord[]));
-        const page = await storage.searchEvents(query(domain, { sort: { path: ["total"], desc: false }, limit: 2, offset: 3 }));
+        const page = await storage.searchEvents(
+          query(domain, { sort: { path: ["total"], desc: false }, limit: 2, offset: 3 }),
+        );
         assert.deepEqual(ids(page), ids([events[1], events[3]] as EventRecord[]));
       }));
 

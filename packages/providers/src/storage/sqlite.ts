@@ -32,8 +32,8 @@ export interface SqliteStorageOptions {
 // Bump together with a migration step when the schema changes.
 const schemaVersion = 1;
 
-// Versions are not UNIQUE per entity: the contract resets a deleted entity to
-// version 0, so a re-created entity writes version 1 again into the same log.
+// An entity's versions are unique in its log, and keep rising across deletes:
+// the latest event's version is the entity's version, live or deleted.
 const schema = `
 CREATE TABLE IF NOT EXISTS entities (
   domain TEXT NOT NULL,
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS events (
   claims TEXT NOT NULL,
   time INTEGER NOT NULL
 );
+CREATE UNIQUE INDEX IF NOT EXISTS events_entity_version ON events (domain, type, key, version);
 CREATE INDEX IF NOT EXISTS events_entity_time ON events (domain, type, key, time);
 CREATE INDEX IF NOT EXISTS events_type_time ON events (domain, type, time);
 `;
@@ -130,8 +131,8 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
   db.exec(schema);
   db.pragma(`user_version = ${schemaVersion}`);
 
-  const selectVersion = db.prepare<[string, string, string], { version: number }>(
-    "SELECT version FROM entities WHERE domain = ? AND type = ? AND key = ?",
+  const selectVersion = db.prepare<[string, string, string], { version: number | null }>(
+    "SELECT max(version) AS version FROM events WHERE domain = ? AND type = ? AND key = ?",
   );
   const selectEntity = db.prepare<[string, string, string], EntityRow>(
     `SELECT domain, type, key, "values", version FROM entities WHERE domain = ? AND type = ? AND key = ?`,
@@ -215,6 +216,10 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
       open();
       const row = selectEntity.get(domain, type, key);
       return row === undefined ? undefined : toEntity(row);
+    },
+    async getVersion({ domain, type, key }: EntityRef) {
+      open();
+      return selectVersion.get(domain, type, key)?.version ?? 0;
     },
     async searchEntities(query: EntityQuery) {
       open();

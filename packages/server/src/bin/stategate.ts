@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import type { Config } from "../config.js";
 import { ConfigError, loadConfig } from "../config.js";
+import type { Gateway } from "../gateway.js";
 import { startGateway } from "../gateway.js";
 import { createLogger } from "../log.js";
 
@@ -8,7 +10,7 @@ import { createLogger } from "../log.js";
  * and stops it cleanly on SIGTERM or SIGINT (exit 0).
  */
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (err) {
@@ -19,9 +21,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config);
-  const redacted = { ...config, storage: redact(config.storage), cache: redact(config.cache), channel: redact(config.channel) };
+  const redacted = {
+    ...config,
+    storage: redact(config.storage),
+    cache: redact(config.cache),
+    channel: redact(config.channel),
+  };
   log.info({ config: redacted }, "starting");
-  let gateway;
+  let gateway: Gateway;
   try {
     gateway = await startGateway(config, log);
   } catch (err) {

@@ -3,7 +3,10 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 
-type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+type Handler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** How long a new connection may take to send its first bytes. */
@@ -42,8 +45,9 @@ export async function listen(handler: Handler, host: string, port: number): Prom
     socket.setTimeout(PEEK_TIMEOUT_MS, () => socket.destroy());
     let seen = Buffer.alloc(0);
     const onReadable = () => {
-      let chunk: Buffer | null;
-      while ((chunk = socket.read() as Buffer | null) !== null) seen = Buffer.concat([seen, chunk]);
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        seen = Buffer.concat([seen, chunk]);
+      }
       const n = Math.min(seen.length, PREFACE.length);
       const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
       if (isH2 && seen.length < PREFACE.length) return;

@@ -1,8 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import type { ServiceImpl } from "@connectrpc/connect";
 import { fromJson, toJson } from "@bufbuild/protobuf";
-import { ValueSchema, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Value } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { CacheService } from "@stategate/api";
 import type { JsonValue } from "@stategate/providers";
 import type { ServiceDeps } from "./deps.js";

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { EntitySchema, EventOperation, EventSchema } from "@stategate/api";
 import type { Entity, Event } from "@stategate/api";
+import { EntitySchema, EventOperation, EventSchema } from "@stategate/api";
 import type { EntityRecord, EventRecord } from "@stategate/providers";
 
 const operations = {
@@ -29,7 +29,13 @@ export function toEvent(record: EventRecord): Event {
   const entityVersion = record.operation === "delete" ? record.version - 1 : record.version;
   return create(EventSchema, {
     id: record.id,
-    entity: { domain: record.domain, type: record.type, key: record.key, values: record.values, version: BigInt(entityVersion) },
+    entity: {
+      domain: record.domain,
+      type: record.type,
+      key: record.key,
+      values: record.values,
+      version: BigInt(entityVersion),
+    },
     method: record.method,
     claims: record.claims,
     time: record.time,

@@ -1,16 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { EventSchema } from "@stategate/api";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityService, Event } from "@stategate/api";
-import { VersionConflictError } from "@stategate/providers";
+import { EventSchema } from "@stategate/api";
 import type { EntityRecord, EntityRef, EventOperation, JsonObject } from "@stategate/providers";
+import { VersionConflictError } from "@stategate/providers";
 import { kClaims, methodName } from "../context.js";
-import { toEntity, toEvent, nowNs } from "./convert.js";
+import { nowNs, toEntity, toEvent } from "./convert.js";
 import type { ServiceDeps } from "./deps.js";
-import { DEFAULT_LIMIT } from "./rules.js";
 import { parseFilter, toSortSpec } from "./query.js";
+import { DEFAULT_LIMIT } from "./rules.js";
 
 /** How often a mutation without an expected version retries after losing a race. */
 const MAX_ATTEMPTS = 32;
@@ -42,9 +42,13 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
   ): Promise<Event> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const current = await storage.getEntity(ref);
-      const version = current?.version ?? 0;
+      // A deleted entity keeps counting from its delete event's version.
+      const version = current?.version ?? (await storage.getVersion(ref));
       if (expectedVersion !== undefined && BigInt(version) !== expectedVersion) {
-        throw new ConnectError(`expected version ${expectedVersion}, but the entity is at version ${version}`, Code.Aborted);
+        throw new ConnectError(
+          `expected version ${expectedVersion}, but the entity is at version ${version}`,
+          Code.Aborted,
+        );
       }
       const { operation, state, eventValues } = await change(current);
       try {
@@ -68,20 +72,28 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
       } catch (err) {
         if (!(err instanceof VersionConflictError)) throw err;
         if (expectedVersion !== undefined) {
-          throw new ConnectError(`expected version ${expectedVersion}, but the entity is at version ${err.actual}`, Code.Aborted);
+          throw new ConnectError(
+            `expected version ${expectedVersion}, but the entity is at version ${err.actual}`,
+            Code.Aborted,
+          );
         }
       }
     }
     throw new ConnectError("too many concurrent writers on this entity; try again", Code.Aborted);
   }
 
-  const notFound = (ref: EntityRef) => new ConnectError(`entity ${ref.domain}/${ref.type}/${ref.key} not found`, Code.NotFound);
+  const notFound = (ref: EntityRef) =>
+    new ConnectError(`entity ${ref.domain}/${ref.type}/${ref.key} not found`, Code.NotFound);
 
   return {
     async set(req, ctx) {
       const ref = { domain: req.domain, type: req.type, key: req.key };
       const values = req.values as JsonObject;
-      const event = await mutate(ctx, ref, req.expectedVersion, () => ({ operation: "set", state: values, eventValues: values }));
+      const event = await mutate(ctx, ref, req.expectedVersion, () => ({
+        operation: "set",
+        state: values,
+        eventValues: values,
+      }));
       return { event };
     },
 
@@ -99,7 +111,10 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
       const ref = { domain: req.domain, type: req.type, key: req.key };
       const target = await storage.getEvent({ ...ref, id: req.id });
       if (!target) {
-        throw new ConnectError(`event ${req.id} of entity ${ref.domain}/${ref.type}/${ref.key} not found`, Code.NotFound);
+        throw new ConnectError(
+          `event ${req.id} of entity ${ref.domain}/${ref.type}/${ref.key} not found`,
+          Code.NotFound,
+        );
       }
       const event = await mutate(ctx, ref, req.expectedVersion, () => ({
         operation: "revert",

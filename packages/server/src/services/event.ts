@@ -1,5 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Event, EventService } from "@stategate/api";
 import { compileGlob } from "../streams/glob.js";
 import { StreamQueue } from "../streams/queue.js";
@@ -20,11 +20,10 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
       if (req.consumerGroup !== "" && req.afterPosition !== undefined) {
         throw new ConnectError("after_position: cannot be combined with consumer_group", Code.InvalidArgument);
       }
-      const signal = AbortSignal.any([ctx.signal, deps.shutdown]);
       const matchDomain = compileGlob(req.domain);
       const matchType = compileGlob(req.type);
       const matches = (event: Event) => matchDomain(event.entity?.domain ?? "") && matchType(event.entity?.type ?? "");
-      const queue = new StreamQueue<Event>(signal);
+      const queue = new StreamQueue<Event>(ctx.signal, deps.shutdown);
       const group = req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.type]);
       // Subscribe before reading history, so nothing committed meanwhile is missed.
       const unsubscribe = await deps.events.subscribe((event) => {
@@ -34,7 +33,7 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
         let highWater = -1n;
         if (req.afterPosition !== undefined) {
           highWater = req.afterPosition;
-          while (!signal.aborted) {
+          while (!queue.ended) {
             const page = await storage.eventsAfter(Number(highWater), CATCH_UP_PAGE);
             for (const record of page) {
               const event = toEvent(record);
@@ -72,7 +71,10 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
     async get(req) {
       const record = await storage.getEvent({ domain: req.domain, type: req.type, key: req.key, id: req.id });
       if (!record) {
-        throw new ConnectError(`event ${req.id} of entity ${req.domain}/${req.type}/${req.key} not found`, Code.NotFound);
+        throw new ConnectError(
+          `event ${req.id} of entity ${req.domain}/${req.type}/${req.key} not found`,
+          Code.NotFound,
+        );
       }
       return { event: toEvent(record) };
     },

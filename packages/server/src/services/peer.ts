@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { PeerMessageSchema } from "@stategate/api";
 import type { PeerMessage, PeerService } from "@stategate/api";
+import { PeerMessageSchema } from "@stategate/api";
 import { kClaims } from "../context.js";
 import { compileGlob } from "../streams/glob.js";
 import { StreamQueue } from "../streams/queue.js";
@@ -27,12 +27,12 @@ export function createPeerService(deps: ServiceDeps): ServiceImpl<typeof PeerSer
     },
 
     async *stream(req, ctx) {
-      const signal = AbortSignal.any([ctx.signal, deps.shutdown]);
       const matchDomain = compileGlob(req.domain);
       const matchChannel = compileGlob(req.channel);
       const matchType = compileGlob(req.type);
-      const queue = new StreamQueue<PeerMessage>(signal);
-      const group = req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.channel, req.type]);
+      const queue = new StreamQueue<PeerMessage>(ctx.signal, deps.shutdown);
+      const group =
+        req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.channel, req.type]);
       const unsubscribe = await deps.messages.subscribe((m) => {
         if (matchDomain(m.domain) && matchChannel(m.channel) && matchType(m.type)) queue.push(m);
       }, group);

@@ -17,7 +17,9 @@ export function parsePath(field: string): string[] {
   if (segments.length > MAX_PATH_SEGMENTS) throw new Error(`must have at most ${MAX_PATH_SEGMENTS} segments`);
   for (const segment of segments) {
     if (!segmentPattern.test(segment)) {
-      throw new Error(`"${field}" is not a dot path: segments are 1-128 characters without quotes, backslashes or control characters`);
+      throw new Error(
+        `"${field}" is not a dot path: segments are 1-128 characters without quotes, backslashes or control characters`,
+      );
     }
   }
   return segments;

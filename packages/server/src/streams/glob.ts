@@ -10,7 +10,7 @@ export function compileGlob(pattern: string): (name: string) => boolean {
   for (const ch of pattern) {
     if (ch === "*") source += ".*";
     else if (ch === "?") source += ".";
-    else source += ch.replace(/[.+^${}()|[\]\\/-]/g, "\\$&");
+    else source += ch.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   }
   const re = new RegExp(`^${source}$`, "su");
   return (name) => re.test(name);

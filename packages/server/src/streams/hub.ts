@@ -42,7 +42,11 @@ export class Hub<T> {
     let route = this.routes.get(routeKey);
     if (!route) {
       const created: Route<T> = { listeners: [], next: 0, unsubscribe: Promise.resolve(async () => {}) };
-      created.unsubscribe = this.channel.subscribe(this.topic, (payload) => this.deliver(created, payload, group !== undefined), group === undefined ? {} : { group });
+      created.unsubscribe = this.channel.subscribe(
+        this.topic,
+        (payload) => this.deliver(created, payload, group !== undefined),
+        group === undefined ? {} : { group },
+      );
       this.routes.set(routeKey, created);
       route = created;
       created.unsubscribe.catch(() => this.routes.delete(routeKey));

@@ -13,14 +13,35 @@ export class StreamQueue<T> implements AsyncIterable<T> {
   private wake: (() => void) | undefined;
   private failure: ConnectError | undefined;
 
-  constructor(private readonly signal: AbortSignal) {
-    signal.addEventListener("abort", () => this.notify(), { once: true });
+  private readonly signal: AbortSignal;
+
+  /** Ends when any of `signals` aborts. */
+  constructor(...signals: AbortSignal[]) {
+    // Linked by hand: AbortSignal.any() on Node 20 can drop its listeners.
+    const controller = new AbortController();
+    this.signal = controller.signal;
+    const abort = () => {
+      controller.abort();
+      this.notify();
+    };
+    for (const s of signals) {
+      if (s.aborted) abort();
+      else s.addEventListener("abort", abort, { once: true });
+    }
+  }
+
+  /** Whether the stream has ended. */
+  get ended(): boolean {
+    return this.signal.aborted;
   }
 
   push(item: T): void {
     if (this.failure) return;
     if (this.items.length >= MAX_STREAM_BUFFER) {
-      this.failure = new ConnectError(`stream fell ${MAX_STREAM_BUFFER} items behind; reconnect and resume`, Code.ResourceExhausted);
+      this.failure = new ConnectError(
+        `stream fell ${MAX_STREAM_BUFFER} items behind; reconnect and resume`,
+        Code.ResourceExhausted,
+      );
       this.items = [];
     } else {
       this.items.push(item);

@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { Code, ConnectError, createClient } from "@stategate/sdk-node";
+import { repoRoot, spawnGateway, unique } from "./helpers.js";
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "stategate-proc-"));
+  dirs.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the stategate process", () => {
+  it("keeps every entity equal to the last event of its log after kill -9 during a burst of Sets", async () => {
+    const dataDir = tempDir();
+    const first = await spawnGateway({ STATEGATE_DATA_DIR: dataDir });
+    const client = createClient({ baseUrl: first.baseUrl, protocol: "grpc" });
+    const domain = unique("crash");
+    const keys = Array.from({ length: 16 }, (_, i) => `k${i}`);
+    let acknowledged = 0;
+    const writers = keys.map(async (key) => {
+      for (let n = 0; ; n++) {
+        try {
+          await client.entity.set({ domain, type: "t", key, values: { key, n, pad: "x".repeat(200) } });
+          acknowledged++;
+        } catch {
+          return; // the process died under us
+        }
+      }
+    });
+    while (acknowledged < 300) await new Promise((r) => setTimeout(r, 10));
+    first.child.kill("SIGKILL");
+    await Promise.all(writers);
+    assert.equal((await first.exited).signal, "SIGKILL");
+
+    const second = await spawnGateway({ STATEGATE_DATA_DIR: dataDir });
+    try {
+      const again = createClient({ baseUrl: second.baseUrl, protocol: "connect" });
+      let checked = 0;
+      for (const key of keys) {
+        const { events } = await again.event.search({ domain, type: "t", key, limit: 1000 });
+        assert.deepEqual(
+          events.map((e) => e.version),
+          events.map((_, i) => BigInt(i + 1)),
+          `${key}: versions are gap-free`,
+        );
+        const last = events.at(-1);
+        if (!last) {
+          await assert.rejects(
+            again.entity.get({ domain, type: "t", key }),
+            (e) => ConnectError.from(e).code === Code.NotFound,
+          );
+          continue;
+        }
+        const { entity } = await again.entity.get({ domain, type: "t", key });
+        assert.equal(entity?.version, last.version, `${key}: state version equals the last event`);
+        assert.deepEqual(entity?.values, last.entity?.values, `${key}: state equals the last event`);
+        checked++;
+      }
+      assert.equal(checked, keys.length, "every writer got at least one Set in");
+    } finally {
+      second.child.kill("SIGTERM");
+      await second.exited;
+    }
+  });
+
+  it("ends open streams, closes providers and exits 0 on SIGTERM and SIGINT", async () => {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      const gw = await spawnGateway({ STATEGATE_DATA_DIR: tempDir() });
+      const client = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
+      const domain = unique("stop");
+      await client.entity.set({ domain, type: "t", key: "k", values: {} });
+      const received: string[] = [];
+      const stream = (async () => {
+        for await (const { event } of client.event.stream({ domain, type: "*", afterPosition: 0n })) {
+          received.push(event?.entity?.key ?? "");
+        }
+        return "ended";
+      })();
+      while (received.length === 0) await new Promise((r) => setTimeout(r, 10));
+      const started = Date.now();
+      gw.child.kill(signal);
+      const outcome = await Promise.race([
+        stream.catch((e) => `error ${ConnectError.from(e).code}`),
+        new Promise((r) => setTimeout(() => r("still open"), 5_000)),
+      ]);
+      assert.equal(outcome, "ended", "the stream ends cleanly");
+      const { code } = await gw.exited;
+      assert.equal(code, 0, gw.output.join("\n"));
+      assert.ok(Date.now() - started < 5_000);
+      assert.ok(
+        gw.output.some((l) => l.includes("stategate stopped")),
+        "providers closed",
+      );
+    }
+  });
+
+  for (const [variable, value, expected] of [
+    ["STATEGATE_STORAGE_PROVIDER", '{"name":"mongo"}', /STATEGATE_STORAGE_PROVIDER: .*mongo.*sqlite/],
+    ["STATEGATE_CACHE_PROVIDER", "{not json", /STATEGATE_CACHE_PROVIDER: .*malformed JSON/],
+    ["STATEGATE_CHANNEL_PROVIDER", '"memory"', /STATEGATE_CHANNEL_PROVIDER: expected a JSON object/],
+    ["STATEGATE_STORAGE_PROVIDER", '{"name":"sqlite","path":42}', /STATEGATE_STORAGE_PROVIDER: .*path/],
+    ["STATEGATE_PORT", "eighty", /STATEGATE_PORT: expected a whole number/],
+    ["STATEGATE_DEBUG", "maybe", /STATEGATE_DEBUG: expected true or false/],
+  ] as const) {
+    it(`stops with one line naming ${variable} when it is ${value}`, () => {
+      const result = spawnSync(process.execPath, [join(repoRoot, "packages/server/dist/bin/stategate.js")], {
+        env: { ...process.env, STATEGATE_PORT: "0", STATEGATE_DATA_DIR: tempDir(), [variable]: value },
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      assert.notEqual(result.status, 0);
+      const lines = result.stderr.trim().split("\n");
+      assert.equal(lines.length, 1, result.stderr);
+      assert.match(lines[0] ?? "", expected);
+    });
+  }
+});

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { repoRoot } from "./helpers.js";
+
+const run = promisify(execFile);
+const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+
+/** The fenced blocks of one language, in order. */
+function blocks(lang: string): string[] {
+  return [...readme.matchAll(new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``, "g"))].map((m) => m[1] ?? "");
+}
+
+/** Shell commands of a block, with `\` continuations joined and comments dropped. */
+function commands(block: string): string[] {
+  return block
+    .replace(/\\\n\s*/g, "")
+    .split("\n")
+    .map((line) => line.replace(/\s+#.*$/, "").trim())
+    .filter((line) => line !== "");
+}
+
+describe("the README quick start", () => {
+  let child: ReturnType<typeof spawn>;
+  let port = 0;
+  let dataDir: string;
+  let exited: Promise<number | null>;
+  const lines: string[] = [];
+
+  before(async () => {
+    const quickStart = commands(blocks("sh")[0] ?? "");
+    assert.deepEqual(quickStart, ["npm start", "npm test"], "the quick start is exactly two commands");
+    dataDir = mkdtempSync(join(tmpdir(), "stategate-readme-"));
+    // `npm start` as a user types it, on a free port and a fresh data directory.
+    child = spawn("npm", ["start"], {
+      cwd: repoRoot,
+      env: { ...process.env, STATEGATE_PORT: "0", STATEGATE_DATA_DIR: dataDir, STATEGATE_LOG_LEVEL: "info" },
+      detached: true,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    port = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("npm start did not listen within 120 s")), 120_000);
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+        lines.push(line);
+        const m = /"port":(\d+).*stategate listening/.exec(line);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+    });
+  });
+
+  after(async () => {
+    // Like Ctrl-C in a terminal: the signal reaches npm and the gateway under it.
+    if (child?.pid) process.kill(-child.pid, "SIGTERM");
+    await exited;
+    // The gateway shares npm's stdout: wait until its last writer closed it.
+    if (!child.stdout?.closed) await new Promise((resolve) => child.stdout?.once("close", resolve));
+    assert.ok(
+      lines.some((l) => l.includes("stategate stopped")),
+      "the gateway under npm start stops cleanly",
+    );
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("runs every buf curl example", async () => {
+    const examples = commands(blocks("sh")[1] ?? "");
+    assert.ok(examples.length >= 5, "the README shows buf curl examples");
+    const outputs: Record<string, unknown>[] = [];
+    for (const example of examples) {
+      assert.match(example, /^npx buf curl /);
+      const { stdout } = await run("bash", ["-c", example.replaceAll("localhost:8080", `localhost:${port}`)], {
+        cwd: repoRoot,
+      });
+      outputs.push(JSON.parse(stdout || "{}") as Record<string, unknown>);
+    }
+    const text = JSON.stringify(outputs);
+    assert.match(text, /"role":"admin"/, "the Edit merged the new key");
+    assert.match(text, /"version":"2"/, "the Get shows version 2");
+    assert.match(text, /"value":"hello"/, "the cache round-trips");
+  });
+
+  it("runs the Node example", async () => {
+    const [example] = blocks("ts");
+    assert.ok(example);
+    const file = join(repoRoot, "packages", "server", ".readme-example.mts");
+    writeFileSync(file, example.replaceAll("localhost:8080", `localhost:${port}`));
+    try {
+      const { stdout } = await run(process.execPath, ["--import", "tsx", file], {
+        cwd: join(repoRoot, "packages", "server"),
+      });
+      assert.match(stdout, /ada 1n/, "the stream replayed the first event");
+      assert.match(stdout, /hello/);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+});
