@@ -17,6 +17,8 @@ export interface Config {
   channel: ProviderSpec;
   /** STATEGATE_SHUTDOWN_GRACE_MS: how long shutdown waits for calls in flight, default 10000. */
   shutdownGraceMs: number;
+  /** STATEGATE_MAX_REQUEST_BYTES: the largest request message accepted, default 4 MiB. */
+  maxRequestBytes: number;
 }
 
 /** A configuration value is wrong; the message names the variable and what was expected. */
@@ -53,6 +55,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cache: parseProvider(env, "STATEGATE_CACHE_PROVIDER", "memory"),
     channel: parseProvider(env, "STATEGATE_CHANNEL_PROVIDER", "memory"),
     shutdownGraceMs: parseIntVar(env, "STATEGATE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    maxRequestBytes: parseIntVar(env, "STATEGATE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
   };
 }
 

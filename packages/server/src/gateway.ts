@@ -76,6 +76,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const handler = connectNodeAdapter({
       routes,
       interceptors: createInterceptors(log),
+      // Larger requests are refused with RESOURCE_EXHAUSTED before they are buffered whole.
+      readMaxBytes: config.maxRequestBytes,
       grpc: true,
       grpcWeb: true,
       connect: true,

@@ -58,11 +58,17 @@ export function createInterceptors(log: Logger): Interceptor[] {
       return {
         ...res,
         message: (async function* () {
+          let settled = false;
           try {
             yield* messages;
+            settled = true;
             done("ok");
           } catch (err) {
+            settled = true;
             fail(err);
+          } finally {
+            // A client that leaves ends the stream with neither an error nor a last message.
+            if (!settled) done(Code.Canceled);
           }
         })(),
       };

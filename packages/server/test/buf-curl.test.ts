@@ -28,29 +28,19 @@ after(async () => {
 
 type Json = Record<string, any>;
 
-function protocolArgs(protocol: string): string[] {
-  return protocol === "grpc" ? ["--protocol", "grpc", "--http2-prior-knowledge"] : ["--protocol", protocol];
+/** The buf curl arguments for one call. */
+function curlArgs(protocol: string, method: string, data: Json): string[] {
+  const flags = protocol === "grpc" ? ["--protocol", "grpc", "--http2-prior-knowledge"] : ["--protocol", protocol];
+  return ["curl", "--schema", schema, ...flags, "--data", JSON.stringify(data), `${tg.baseUrl}/stategate.v1.${method}`];
 }
 
 /** Calls a unary method with buf curl; resolves with the response JSON, or rejects with buf's error JSON. */
 function call(protocol: string, method: string, data: Json): Json {
   try {
-    const out = execFileSync(
-      buf,
-      [
-        "curl",
-        "--schema",
-        schema,
-        ...protocolArgs(protocol),
-        "--data",
-        JSON.stringify(data),
-        `${tg.baseUrl}/stategate.v1.${method}`,
-      ],
-      {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const out = execFileSync(buf, curlArgs(protocol, method, data), {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     return JSON.parse(out) as Json;
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? "");
@@ -61,15 +51,7 @@ function call(protocol: string, method: string, data: Json): Json {
 /** Opens a server stream with buf curl and returns its first `count` messages. */
 function stream(protocol: string, method: string, data: Json, count: number, whileOpen?: () => void): Promise<Json[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(buf, [
-      "curl",
-      "--schema",
-      schema,
-      ...protocolArgs(protocol),
-      "--data",
-      JSON.stringify(data),
-      `${tg.baseUrl}/stategate.v1.${method}`,
-    ]);
+    const child = spawn(buf, curlArgs(protocol, method, data));
     let text = "";
     const messages: Json[] = [];
     const timer = setTimeout(() => {

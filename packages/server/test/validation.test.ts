@@ -168,3 +168,40 @@ describe("malformed requests on the wire", () => {
     assert.doesNotMatch(text, /SELECT|sqlite|at .*\.js/i);
   });
 });
+
+describe("limits", () => {
+  it("values nested deeper than 64 levels are INVALID_ARGUMENT", async () => {
+    // JSON reaches our rule; binary already stops at protobuf-es's decoding depth.
+    const client = tg.client({ protocol: "connect", binary: false });
+    const binary = tg.client({ protocol: "grpc" });
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 70; i++) deep = { d: deep };
+    await assert.rejects(
+      client.entity.set({ domain: unique("deep"), type: "t", key: "k", values: deep as never }),
+      (e) =>
+        ConnectError.from(e).code === Code.InvalidArgument &&
+        /^values: must not nest deeper/.test(ConnectError.from(e).rawMessage),
+    );
+    await assert.rejects(
+      client.cache.set({ domain: unique("deep"), key: "k", value: deep as never }),
+      (e) =>
+        ConnectError.from(e).code === Code.InvalidArgument &&
+        /^value: must not nest deeper/.test(ConnectError.from(e).rawMessage),
+    );
+    await assert.rejects(
+      binary.entity.set({ domain: unique("deep"), type: "t", key: "k", values: deep as never }),
+      (e) => ConnectError.from(e).code === Code.InvalidArgument,
+    );
+  });
+
+  it("a request over the size limit is RESOURCE_EXHAUSTED and the gateway keeps serving", async () => {
+    const client = tg.client({ protocol: "connect" });
+    const ref = { domain: unique("big"), type: "t", key: "k" };
+    await assert.rejects(
+      client.entity.set({ ...ref, values: { blob: "x".repeat(5 * 1024 * 1024) } }),
+      (e) => ConnectError.from(e).code === Code.ResourceExhausted,
+    );
+    await client.entity.set({ ...ref, values: { blob: "x".repeat(1024 * 1024) } });
+    assert.equal((await client.entity.get(ref)).entity?.version, 1n);
+  });
+});

@@ -6,6 +6,8 @@ import type { FilterTerm, SortSpec } from "@stategate/providers";
  * parameters; user text never reaches a query language as text.
  */
 
+/** Most terms one filter may have. */
+const MAX_FILTER_TERMS = 32;
 /** Longest dot path accepted in a filter or sort field. */
 const MAX_PATH_SEGMENTS = 16;
 const segmentPattern = /^[^"\\\p{Cc}]{1,128}$/u;
@@ -40,8 +42,10 @@ export function parseFilter(text: string): FilterTerm[] {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new Error("must be a JSON object");
   }
+  const entries = Object.entries(parsed as Record<string, unknown>);
+  if (entries.length > MAX_FILTER_TERMS) throw new Error(`must have at most ${MAX_FILTER_TERMS} terms`);
   const terms: FilterTerm[] = [];
-  for (const [field, value] of Object.entries(parsed as Record<string, unknown>)) {
+  for (const [field, value] of entries) {
     let path: string[];
     try {
       path = parsePath(field);

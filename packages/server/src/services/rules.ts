@@ -38,26 +38,34 @@ const keyName = name(MAX_KEY_LENGTH);
 /** Globs follow the same character rules as names; "*" alone matches everything. */
 const glob = name(MAX_KEY_LENGTH);
 
-/** Finds a number JSON cannot carry (NaN, ±Infinity), which binary clients can send. */
-function nonFinite(v: unknown, depth = 0): boolean {
-  if (depth > 64) return false;
-  if (typeof v === "number") return !Number.isFinite(v);
-  if (Array.isArray(v)) return v.some((x) => nonFinite(x, depth + 1));
-  if (v !== null && typeof v === "object") return Object.values(v).some((x) => nonFinite(x, depth + 1));
-  return false;
+/** Deepest nesting of objects and arrays accepted in a value. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * What is wrong with a JSON tree, if anything: a number JSON cannot carry
+ * (NaN, ±Infinity, which binary clients can send), or nesting too deep for
+ * storage to query. Value messages count two levels per JSON level.
+ */
+function jsonProblem(v: unknown, depth: number, maxDepth: number): string | undefined {
+  if (typeof v === "number") return Number.isFinite(v) ? undefined : "must not contain NaN or Infinity";
+  if (v === null || typeof v !== "object") return undefined;
+  if (depth > maxDepth) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
+  for (const x of Array.isArray(v) ? v : Object.values(v)) {
+    const problem = jsonProblem(x, depth + 1, maxDepth);
+    if (problem) return problem;
+  }
+  return undefined;
 }
 
 /** A JSON object (google.protobuf.Struct, already plain JSON). */
-const jsonObject: Check = (v) => {
-  if (v === undefined) return "is required";
-  return nonFinite(v) ? "must not contain NaN or Infinity" : undefined;
-};
+const jsonObject: Check = (v) => (v === undefined ? "is required" : jsonProblem(v, 0, MAX_JSON_DEPTH));
 
-/** A google.protobuf.Value message: set to some kind, and finite throughout. */
+/** A google.protobuf.Value message: set to some kind, finite and not too deep. */
 const jsonValue: Check = (v) => {
   const value = v as { kind?: { case?: string; value?: unknown } } | undefined;
   if (value === undefined || value.kind?.case === undefined) return "is required";
-  return nonFinite(value.kind.value) ? "must not contain NaN or Infinity" : undefined;
+  // Struct → fields → Value → kind → value: four object levels per JSON level.
+  return jsonProblem(value.kind.value, 0, MAX_JSON_DEPTH * 4);
 };
 
 const eventId: Check = (v) => (uuid.test(v as string) ? undefined : "must be a UUID");
