@@ -139,6 +139,14 @@ export interface Storage {
   searchEvents(query: EventQuery): Promise<EventRecord[]>;
   /** Up to `limit` events with a position greater than `position`, in position order. */
   eventsAfter(position: number, limit: number): Promise<EventRecord[]>;
+  /**
+   * The outbox: up to `limit` events not yet marked published whose time is at
+   * or before `before` (ns), in position order. A gateway relays them to the
+   * channel when the publish right after commit failed or its gateway died.
+   */
+  unpublishedEvents(before: bigint, limit: number): Promise<EventRecord[]>;
+  /** Marks events as handed to the channel, so the relay skips them. Unknown positions are ignored. */
+  markPublished(positions: number[]): Promise<void>;
   /** Answers when the backend can be reached; throws otherwise. */
   ping(): Promise<void>;
   /** Releases connections and files. Further calls fail. */

@@ -25,7 +25,13 @@ import { createEventService } from "./services/event.js";
 import { createMutexService } from "./services/mutex.js";
 import { createPeerService } from "./services/peer.js";
 import { Hub } from "./streams/hub.js";
-import { Publisher } from "./streams/publisher.js";
+import type { RelayOptions } from "./streams/relay.js";
+import { EventRelay } from "./streams/relay.js";
+
+/** Tuning that is not configuration: tests use it to run the outbox sweep fast. */
+export interface GatewayOptions {
+  relay?: RelayOptions;
+}
 
 /** A running gateway. */
 export interface Gateway {
@@ -47,7 +53,7 @@ export interface Gateway {
  * @example
  * const gateway = await startGateway(loadConfig(), createLogger(config));
  */
-export async function startGateway(config: Config, log: Logger): Promise<Gateway> {
+export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const opened: { close(): Promise<void> }[] = [];
   try {
     const storage: Storage = await named(
@@ -61,10 +67,18 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     opened.push(channel);
 
     const shutdown = new AbortController();
-    const events = new Hub<Event>(channel, "events", (b) => fromBinary(EventSchema, b), log);
+    // Events can reach the channel twice (publish, then outbox sweep): keyed by position, the copy is dropped.
+    const events = new Hub<Event>(
+      channel,
+      "events",
+      (b) => fromBinary(EventSchema, b),
+      log,
+      (e) => e.position,
+    );
     const messages = new Hub<PeerMessage>(channel, "messages", (b) => fromBinary(PeerMessageSchema, b), log);
-    const publisher = new Publisher(events, log);
-    const deps: ServiceDeps = { storage, cache, channel, events, messages, publisher, shutdown: shutdown.signal, log };
+    const relay = new EventRelay(storage, events, log, options.relay);
+    relay.start();
+    const deps: ServiceDeps = { storage, cache, channel, events, messages, relay, shutdown: shutdown.signal, log };
 
     const routes = (router: ConnectRouter) => {
       router.service(EntityService, createEntityService(deps));
@@ -96,7 +110,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
         closing ??= (async () => {
           shutdown.abort();
           await listener.close(config.shutdownGraceMs);
-          publisher.stop();
+          await relay.stop();
           for (const provider of opened.reverse()) {
             await provider.close().catch((err: unknown) => log.warn({ err }, "provider close failed"));
           }

@@ -11,6 +11,6 @@
 export type { Config } from "./config.js";
 export { ConfigError, loadConfig } from "./config.js";
 export { httpStatus } from "./errors.js";
-export type { Gateway } from "./gateway.js";
+export type { Gateway, GatewayOptions } from "./gateway.js";
 export { startGateway } from "./gateway.js";
 export { createLogger } from "./log.js";

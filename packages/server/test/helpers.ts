@@ -7,7 +7,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { ClientOptions, StategateClient } from "@stategate/sdk-node";
 import { createClient } from "@stategate/sdk-node";
-import type { Gateway } from "../src/index.js";
+import type { Gateway, GatewayOptions } from "../src/index.js";
 import { createLogger, loadConfig, startGateway } from "../src/index.js";
 
 /** The repository root. */
@@ -33,7 +33,10 @@ export interface TestGateway {
 }
 
 /** Starts a gateway on embedded providers in a fresh temporary data directory. */
-export async function startTestGateway(env: Record<string, string> = {}): Promise<TestGateway> {
+export async function startTestGateway(
+  env: Record<string, string> = {},
+  options: GatewayOptions = {},
+): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), "stategate-test-"));
   const config = loadConfig({
     STATEGATE_PORT: "0",
@@ -42,7 +45,7 @@ export async function startTestGateway(env: Record<string, string> = {}): Promis
     STATEGATE_SHUTDOWN_GRACE_MS: "2000",
     ...env,
   });
-  const gateway = await startGateway(config, createLogger(config));
+  const gateway = await startGateway(config, createLogger(config), options);
   const baseUrl = `http://127.0.0.1:${gateway.port}`;
   return {
     gateway,

@@ -21,6 +21,7 @@ export { storageCommitGroup } from "./storage-commit.js";
 export type { StorageConcurrencyOptions } from "./storage-concurrency.js";
 export { storageConcurrencyGroup } from "./storage-concurrency.js";
 export { storageEventsGroup } from "./storage-events.js";
+export { storageOutboxGroup } from "./storage-outbox.js";
 export { storageSearchGroup } from "./storage-search.js";
 export type { StorageValuesOptions } from "./storage-values.js";
 export { storageValuesGroup } from "./storage-values.js";

@@ -16,6 +16,7 @@ import type { CacheFactory, ChannelFactory, StorageFactory } from "./helpers.js"
 import { storageCommitGroup } from "./storage-commit.js";
 import { type StorageConcurrencyOptions, storageConcurrencyGroup } from "./storage-concurrency.js";
 import { storageEventsGroup } from "./storage-events.js";
+import { storageOutboxGroup } from "./storage-outbox.js";
 import { storageSearchGroup } from "./storage-search.js";
 import { type StorageValuesOptions, storageValuesGroup } from "./storage-values.js";
 
@@ -28,6 +29,7 @@ export function runStorageConformance(factory: StorageFactory, options: StorageC
   storageValuesGroup(factory, options);
   storageSearchGroup(factory);
   storageEventsGroup(factory);
+  storageOutboxGroup(factory);
   storageConcurrencyGroup(factory, options);
 }
 

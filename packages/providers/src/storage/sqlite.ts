@@ -54,11 +54,13 @@ CREATE TABLE IF NOT EXISTS events (
   operation TEXT NOT NULL,
   method TEXT NOT NULL,
   claims TEXT NOT NULL,
-  time INTEGER NOT NULL
+  time INTEGER NOT NULL,
+  published INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_entity_version ON events (domain, type, key, version);
 CREATE INDEX IF NOT EXISTS events_entity_time ON events (domain, type, key, time);
 CREATE INDEX IF NOT EXISTS events_type_time ON events (domain, type, time);
+CREATE INDEX IF NOT EXISTS events_unpublished ON events (position) WHERE published = 0;
 `;
 
 const eventColumns = `position, id, domain, type, key, "values", version, operation, method, claims, time`;
@@ -158,6 +160,15 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
       `SELECT ${eventColumns} FROM events WHERE position > ? ORDER BY position LIMIT ?`,
     )
     .safeIntegers(true);
+  const selectUnpublished = db
+    .prepare<[bigint, number], EventRow>(
+      `SELECT ${eventColumns} FROM events WHERE published = 0 AND time <= ? ORDER BY position LIMIT ?`,
+    )
+    .safeIntegers(true);
+  const updatePublished = db.prepare<[number]>("UPDATE events SET published = 1 WHERE position = ?");
+  const markAll = db.transaction((positions: number[]) => {
+    for (const position of positions) updatePublished.run(position);
+  });
   const selectOne = db.prepare("SELECT 1");
   const entityStatement = createStatementCache((sql) => db.prepare<unknown[], EntityRow>(sql));
   const eventStatement = createStatementCache((sql) => db.prepare<unknown[], EventRow>(sql).safeIntegers(true));
@@ -272,6 +283,15 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
       open();
       const [pageSize] = pageParams(limit, 0);
       return selectEventsAfter.all(position, pageSize).map(toEvent);
+    },
+    async unpublishedEvents(before, limit) {
+      open();
+      const [pageSize] = pageParams(limit, 0);
+      return selectUnpublished.all(before, pageSize).map(toEvent);
+    },
+    async markPublished(positions) {
+      open();
+      if (positions.length > 0) markAll(positions);
     },
     async ping() {
       open();

@@ -2,7 +2,7 @@ import type { Event, PeerMessage } from "@stategate/api";
 import type { Cache, Channel, Storage } from "@stategate/providers";
 import type { Logger } from "pino";
 import type { Hub } from "../streams/hub.js";
-import type { Publisher } from "../streams/publisher.js";
+import type { EventRelay } from "../streams/relay.js";
 
 /** What the service handlers need, wired once by the gateway. */
 export interface ServiceDeps {
@@ -11,7 +11,8 @@ export interface ServiceDeps {
   channel: Channel;
   events: Hub<Event>;
   messages: Hub<PeerMessage>;
-  publisher: Publisher<Event>;
+  /** Publishes committed events, and sweeps the storage outbox for any it missed. */
+  relay: EventRelay;
   /** Aborts when the gateway shuts down, ending every open stream. */
   shutdown: AbortSignal;
   log: Logger;

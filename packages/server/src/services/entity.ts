@@ -1,9 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { toBinary } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { EntityService, Event } from "@stategate/api";
-import { EventSchema } from "@stategate/api";
 import type { EntityRecord, EntityRef, EventOperation, JsonObject } from "@stategate/providers";
 import { VersionConflictError } from "@stategate/providers";
 import { kClaims, methodName } from "../context.js";
@@ -67,7 +65,7 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
           },
         });
         const event = toEvent(stored);
-        await deps.publisher.publish(toBinary(EventSchema, event));
+        await deps.relay.publish(event);
         return event;
       } catch (err) {
         if (!(err instanceof VersionConflictError)) throw err;

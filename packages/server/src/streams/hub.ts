@@ -8,7 +8,12 @@ interface Route<T> {
   unsubscribe: Promise<Unsubscribe>;
   listeners: Listener<T>[];
   next: number;
+  /** Keys of recently delivered items, oldest first, to drop copies. */
+  seen: Set<unknown>;
 }
+
+/** How many recent keys a route remembers to drop duplicates. */
+const DEDUPE_WINDOW = 10_000;
 
 /**
  * Joins a gateway's streams to the channel. All plain subscribers of a topic
@@ -25,6 +30,8 @@ export class Hub<T> {
     private readonly topic: Topic,
     private readonly decode: (payload: Uint8Array) => T,
     private readonly log: Logger,
+    /** When set, an item whose key was delivered recently is dropped as a copy. */
+    private readonly keyOf?: (item: T) => unknown,
   ) {}
 
   /** Publishes one item to every gateway. */
@@ -41,7 +48,12 @@ export class Hub<T> {
     const routeKey = group === undefined ? "" : `g:${group}`;
     let route = this.routes.get(routeKey);
     if (!route) {
-      const created: Route<T> = { listeners: [], next: 0, unsubscribe: Promise.resolve(async () => {}) };
+      const created: Route<T> = {
+        listeners: [],
+        next: 0,
+        seen: new Set(),
+        unsubscribe: Promise.resolve(async () => {}),
+      };
       created.unsubscribe = this.channel.subscribe(
         this.topic,
         (payload) => this.deliver(created, payload, group !== undefined),
@@ -83,6 +95,12 @@ export class Hub<T> {
     } catch (err) {
       this.log.error({ err, topic: this.topic }, "dropped an undecodable channel payload");
       return;
+    }
+    if (this.keyOf) {
+      const key = this.keyOf(item);
+      if (route.seen.has(key)) return;
+      route.seen.add(key);
+      if (route.seen.size > DEDUPE_WINDOW) route.seen.delete(route.seen.values().next().value);
     }
     if (grouped) {
       route.next = (route.next + 1) % route.listeners.length;

@@ -1,0 +1,104 @@
+import { toBinary } from "@bufbuild/protobuf";
+import type { Event } from "@stategate/api";
+import { EventSchema } from "@stategate/api";
+import type { Storage } from "@stategate/providers";
+import type { Logger } from "pino";
+import { nowNs, toEvent } from "../services/convert.js";
+import type { Hub } from "./hub.js";
+
+/** Options of the relay; the defaults suit production, tests shorten them. */
+export interface RelayOptions {
+  /** How often the outbox is swept. */
+  intervalMs?: number;
+  /** How old an unpublished event must be before the sweep takes it over from its committing call. */
+  graceMs?: number;
+}
+
+/**
+ * Hands committed events to the channel. Each mutation publishes its event
+ * right after commit; a sweep of the storage outbox publishes whatever that
+ * missed (a failed publish, or a gateway that died between commit and
+ * publish), so stream subscribers get every event. An event can then reach the
+ * channel twice; hubs drop the copy by position.
+ */
+export class EventRelay {
+  private readonly pendingMarks: number[] = [];
+  private markTimer: NodeJS.Timeout | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private readonly intervalMs: number;
+  private readonly graceNs: bigint;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly hub: Hub<Event>,
+    private readonly log: Logger,
+    options: RelayOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? 1_000;
+    this.graceNs = BigInt(options.graceMs ?? 2_000) * 1_000_000n;
+  }
+
+  /** Starts sweeping the outbox. */
+  start(): void {
+    this.sweepTimer = setInterval(() => void this.sweep(), this.intervalMs);
+    this.sweepTimer.unref();
+  }
+
+  /** Publishes one just-committed event; a failure is logged and left to the sweep. */
+  async publish(event: Event): Promise<void> {
+    try {
+      await this.hub.publish(toBinary(EventSchema, event));
+      this.mark(Number(event.position));
+    } catch (err) {
+      this.log.warn({ err, position: event.position }, "event publish failed; the outbox sweep will retry it");
+    }
+  }
+
+  /** Publishes what the outbox still holds; one sweep at a time. */
+  async sweep(): Promise<number> {
+    if (this.sweeping) return 0;
+    this.sweeping = true;
+    let relayed = 0;
+    try {
+      const records = await this.storage.unpublishedEvents(nowNs() - this.graceNs, 500);
+      for (const record of records) {
+        await this.hub.publish(toBinary(EventSchema, toEvent(record)));
+        this.mark(record.position);
+        relayed++;
+      }
+      if (relayed > 0) this.log.info({ relayed }, "relayed events from the outbox");
+    } catch (err) {
+      this.log.warn({ err, relayed }, "outbox sweep failed; will retry");
+    } finally {
+      this.sweeping = false;
+    }
+    return relayed;
+  }
+
+  /** Stops sweeping and writes the marks still buffered. */
+  async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    clearTimeout(this.markTimer);
+    await this.flushMarks();
+  }
+
+  // Marks are batched: one storage write per burst instead of one per event.
+  // A mark lost in a crash only means the event is relayed again and dropped
+  // as a duplicate.
+  private mark(position: number): void {
+    this.pendingMarks.push(position);
+    this.markTimer ??= setTimeout(() => void this.flushMarks(), 50);
+  }
+
+  private async flushMarks(): Promise<void> {
+    this.markTimer = undefined;
+    const positions = this.pendingMarks.splice(0);
+    if (positions.length === 0) return;
+    try {
+      await this.storage.markPublished(positions);
+    } catch (err) {
+      this.log.warn({ err, count: positions.length }, "could not mark events published; they may be relayed again");
+    }
+  }
+}
