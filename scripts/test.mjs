@@ -5,6 +5,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ensureServices } from "./services.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -37,6 +38,13 @@ if (process.argv.length <= 2) {
   for (const pkg of ["providers", "server"]) {
     check(`type-check of packages/${pkg} tests`, "tsc", ["-p", join("packages", pkg, "tsconfig.test.json")]);
   }
+}
+
+try {
+  await ensureServices();
+} catch (err) {
+  console.error(`stategate: ${err.message}`);
+  process.exit(1);
 }
 
 const result = spawnSync(

@@ -76,7 +76,11 @@ export interface FilterTerm {
   value: string | number | boolean | null;
 }
 
-/** Order of search results. */
+/**
+ * Order of search results. Entries whose value at the path is missing or JSON
+ * null come first in ascending order and last in descending order, on every
+ * backend; the order between values of different JSON types is unspecified.
+ */
 export interface SortSpec {
   /** Path segments into the values. */
   path: string[];
@@ -210,9 +214,16 @@ export interface Channel {
   publish(topic: Topic, payload: Uint8Array): Promise<void>;
   /**
    * Delivers the topic's payloads to `handler`, in publish order per publisher,
-   * until the returned function is called.
+   * until the returned function is called. A backend with acknowledgements
+   * acknowledges a payload only once `handler` has returned (or its promise
+   * resolved): the gateway has then handed it to a stream. If the handler
+   * throws, the payload is not redelivered to the same subscription.
    */
-  subscribe(topic: Topic, handler: (payload: Uint8Array) => void, options?: SubscribeOptions): Promise<Unsubscribe>;
+  subscribe(
+    topic: Topic,
+    handler: (payload: Uint8Array) => void | Promise<void>,
+    options?: SubscribeOptions,
+  ): Promise<Unsubscribe>;
   /** Answers when the backend can be reached; throws otherwise. */
   ping(): Promise<void>;
   /** Ends every subscription and releases connections. Further calls fail. */

@@ -14,7 +14,7 @@ describe("memory channel", () => {
     try {
       const shares: string[][] = [[], [], []];
       for (const share of shares) {
-        await channel.subscribe("events", (p) => share.push(decode(p)), { group: "g" });
+        await channel.subscribe("events", (p) => void share.push(decode(p)), { group: "g" });
       }
       for (let i = 0; i < 6; i++) {
         await channel.publish("events", encode(String(i)));
@@ -34,7 +34,7 @@ describe("memory channel", () => {
     const channel = await createMemoryChannel();
     try {
       const received: string[] = [];
-      await channel.subscribe("messages", (p) => received.push(decode(p)));
+      await channel.subscribe("messages", (p) => void received.push(decode(p)));
       const published = channel.publish("messages", encode("x"));
       const duringPublish = [...received];
       await published;
@@ -50,8 +50,8 @@ describe("memory channel", () => {
     try {
       const a: string[] = [];
       const b: string[] = [];
-      const leave = await channel.subscribe("events", (p) => a.push(decode(p)), { group: "g" });
-      await channel.subscribe("events", (p) => b.push(decode(p)), { group: "g" });
+      const leave = await channel.subscribe("events", (p) => void a.push(decode(p)), { group: "g" });
+      await channel.subscribe("events", (p) => void b.push(decode(p)), { group: "g" });
       void channel.publish("events", encode("0"));
       void channel.publish("events", encode("1"));
       // Payload "0" is queued for the first member, which leaves before delivery.

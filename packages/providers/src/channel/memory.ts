@@ -23,7 +23,7 @@ export interface MemoryChannelOptions {
 interface Subscription {
   topic: Topic;
   group: string | undefined;
-  handler: (payload: Uint8Array) => void;
+  handler: (payload: Uint8Array) => void | Promise<void>;
   queue: Uint8Array[];
   scheduled: boolean;
   active: boolean;
@@ -58,7 +58,7 @@ export async function createMemoryChannel(options: MemoryChannelOptions = {}): P
     while (subscription.active && subscription.queue.length > 0) {
       const payload = subscription.queue.shift() as Uint8Array;
       try {
-        subscription.handler(payload);
+        subscription.handler(payload)?.catch(onHandlerError);
       } catch (error) {
         onHandlerError(error);
       }
