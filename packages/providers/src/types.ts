@@ -143,6 +143,8 @@ export interface Storage {
   searchEvents(query: EventQuery): Promise<EventRecord[]>;
   /** Up to `limit` events with a position greater than `position`, in position order. */
   eventsAfter(position: number, limit: number): Promise<EventRecord[]>;
+  /** The position of the newest stored event, or 0 when there is none. */
+  lastPosition(): Promise<number>;
   /**
    * The outbox: up to `limit` events not yet marked published whose time is at
    * or before `before` (ns), in position order. A gateway relays them to the
@@ -201,6 +203,12 @@ export interface SubscribeOptions {
    * absent, every subscription of the topic gets every payload.
    */
   group?: string;
+  /**
+   * Called after the subscription lost its connection to the backend and got
+   * it back: payloads published in between may never arrive. Event streams
+   * then catch up from storage. Backends that cannot lose payloads never call it.
+   */
+  onReconnect?: () => void;
 }
 
 /** Ends a subscription; resolves when no further payload will be delivered. */

@@ -1,12 +1,25 @@
 import { randomUUID } from "node:crypto";
 import type { Interceptor } from "@connectrpc/connect";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { kRequestId } from "./context.js";
 import { toWireError } from "./errors.js";
 import { validate } from "./services/rules.js";
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
+
+/**
+ * Settles with `work`, or rejects as soon as `signal` aborts (deadline passed,
+ * client gone): DEADLINE_EXCEEDED or CANCELED, as the signal's reason says.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(ConnectError.from(signal.reason, Code.Canceled));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(ConnectError.from(signal.reason, Code.Canceled));
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
 
 /** The door a call came through, from its content type. */
 export function doorOf(contentType: string | null): string {
@@ -48,7 +61,8 @@ export function createInterceptors(log: Logger): Interceptor[] {
       throw error;
     };
     try {
-      const res = await next(req);
+      // A backend that hangs must not hold the caller past its deadline.
+      const res = req.stream ? await next(req) : await untilAborted(next(req), req.signal);
       res.header.set("x-request-id", requestId);
       if (!res.stream) {
         done("ok");

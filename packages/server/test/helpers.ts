@@ -131,3 +131,51 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 10_000
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** Connection settings of the shared test backends (see scripts/services.mjs). */
+export const testBackends = {
+  mysql: process.env.STATEGATE_TEST_MYSQL_ADDR ?? "127.0.0.1:3306",
+  memcached: process.env.STATEGATE_TEST_MEMCACHED_ADDR ?? "127.0.0.1:11211",
+  amqp: process.env.STATEGATE_TEST_AMQP_ADDR ?? "127.0.0.1:5672",
+};
+
+/**
+ * Gateway environment for MySQL + Memcached + AMQP, namespaced by `tag` so
+ * concurrent test files never share tables, keys or exchanges.
+ */
+export function sharedBackendEnv(tag: string): Record<string, string> {
+  return {
+    STATEGATE_STORAGE_PROVIDER: JSON.stringify({
+      name: "mysql",
+      addr: testBackends.mysql,
+      user: "root",
+      password: "",
+      database: "test",
+      tablePrefix: `${tag}_`,
+    }),
+    STATEGATE_CACHE_PROVIDER: JSON.stringify({ name: "memcached", addr: testBackends.memcached, prefix: `${tag}:` }),
+    STATEGATE_CHANNEL_PROVIDER: JSON.stringify({
+      name: "amqp",
+      addr: testBackends.amqp,
+      user: "guest",
+      password: "guest",
+      prefix: tag,
+    }),
+  };
+}
+
+/** Drops the MySQL tables a `sharedBackendEnv(tag)` gateway created. */
+export async function dropMysqlTables(tag: string): Promise<void> {
+  const { createConnection } = await import("mysql2/promise");
+  const [host, port] = testBackends.mysql.split(":");
+  const conn = await createConnection({ host, port: Number(port), user: "root", password: "", database: "test" });
+  try {
+    const [rows] = await conn.query(
+      "SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'test' AND table_name LIKE ?",
+      [`${tag}\\_%`],
+    );
+    for (const { name } of rows as { name: string }[]) await conn.query(`DROP TABLE IF EXISTS \`${name}\``);
+  } finally {
+    await conn.end();
+  }
+}

@@ -109,6 +109,15 @@ export function storageEventsGroup(factory: StorageFactory): void {
         assert.deepEqual(ids(page), ids([events[1], events[3]] as EventRecord[]));
       }));
 
+    it("reports the newest position", () =>
+      using(factory, async (storage) => {
+        const before = await storage.lastPosition();
+        const { events } = await seedLog(storage);
+        const newest = events.at(-1)?.position ?? 0;
+        assert.ok(newest > before);
+        assert.ok((await storage.lastPosition()) >= newest, "at least the position of the last commit");
+      }));
+
     it("reads events after a position in order, page by page", () =>
       using(factory, async (storage) => {
         const { domain, events } = await seedLog(storage);

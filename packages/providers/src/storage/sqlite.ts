@@ -169,6 +169,7 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
   const markAll = db.transaction((positions: number[]) => {
     for (const position of positions) updatePublished.run(position);
   });
+  const selectLastPosition = db.prepare<[], { last: number | null }>("SELECT max(position) AS last FROM events");
   const selectOne = db.prepare("SELECT 1");
   const entityStatement = createStatementCache((sql) => db.prepare<unknown[], EntityRow>(sql));
   const eventStatement = createStatementCache((sql) => db.prepare<unknown[], EventRow>(sql).safeIntegers(true));
@@ -283,6 +284,10 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
       open();
       const [pageSize] = pageParams(limit, 0);
       return selectEventsAfter.all(position, pageSize).map(toEvent);
+    },
+    async lastPosition() {
+      open();
+      return selectLastPosition.get()?.last ?? 0;
     },
     async unpublishedEvents(before, limit) {
       open();

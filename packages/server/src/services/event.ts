@@ -8,6 +8,9 @@ import type { ServiceDeps } from "./deps.js";
 import { parseFilter, toSortSpec } from "./query.js";
 import { DEFAULT_LIMIT } from "./rules.js";
 
+/** Queued when the channel may have dropped events: the stream re-reads storage. */
+const GAP = Symbol("gap");
+
 /** Page size when a stream catches up from storage. */
 const CATCH_UP_PAGE = 500;
 
@@ -23,30 +26,46 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
       const matchDomain = compileGlob(req.domain);
       const matchType = compileGlob(req.type);
       const matches = (event: Event) => matchDomain(event.entity?.domain ?? "") && matchType(event.entity?.type ?? "");
-      const queue = new StreamQueue<Event>(ctx.signal, deps.shutdown);
+      const queue = new StreamQueue<Event | typeof GAP>(ctx.signal, deps.shutdown);
       const group = req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.type]);
-      // Subscribe before reading history, so nothing committed meanwhile is missed.
-      const unsubscribe = await deps.events.subscribe((event) => {
-        if (matches(event)) queue.push(event);
-      }, group);
+      // Subscribe before reading storage, so nothing committed meanwhile is missed.
+      const unsubscribe = await deps.events.subscribe(
+        (event) => {
+          if (matches(event)) queue.push(event);
+        },
+        group,
+        // A plain stream that may have missed live events catches up from storage.
+        // A group member does not: the other members would get the same events again.
+        group === undefined ? () => queue.push(GAP) : undefined,
+      );
       try {
-        let highWater = -1n;
-        if (req.afterPosition !== undefined) {
-          highWater = req.afterPosition;
+        // Everything up to `covered` has been read from storage and sent; live copies of it are dropped.
+        let covered = -1n;
+        // The newest position this stream is known to have seen, live or stored.
+        let cursor = req.afterPosition ?? BigInt(await storage.lastPosition());
+
+        const catchUp = async function* () {
           while (!queue.ended) {
-            const page = await storage.eventsAfter(Number(highWater), CATCH_UP_PAGE);
+            const page = await storage.eventsAfter(Number(cursor), CATCH_UP_PAGE);
             for (const record of page) {
               const event = toEvent(record);
-              highWater = event.position;
+              cursor = event.position;
               if (matches(event)) yield { event };
             }
             if (page.length < CATCH_UP_PAGE) break;
           }
-        }
-        for await (const event of queue) {
-          // Live copies of events already sent from history are skipped.
-          if (event.position <= highWater) continue;
-          yield { event };
+          covered = cursor;
+        };
+
+        if (req.afterPosition !== undefined) yield* catchUp();
+        for await (const item of queue) {
+          if (item === GAP) {
+            yield* catchUp();
+            continue;
+          }
+          if (item.position <= covered) continue;
+          if (item.position > cursor) cursor = item.position;
+          yield { event: item };
         }
       } finally {
         unsubscribe();

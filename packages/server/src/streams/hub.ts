@@ -4,9 +4,14 @@ import type { Logger } from "pino";
 /** Receives decoded payloads of one topic. */
 export type Listener<T> = (item: T) => void;
 
+interface Member<T> {
+  deliver: Listener<T>;
+  onGap?: () => void;
+}
+
 interface Route<T> {
   unsubscribe: Promise<Unsubscribe>;
-  listeners: Listener<T>[];
+  listeners: Member<T>[];
   next: number;
   /** Keys of recently delivered items, oldest first, to drop copies. */
   seen: Set<unknown>;
@@ -44,7 +49,8 @@ export class Hub<T> {
    * makes it one member of a consumer group. Resolves once the channel
    * subscription is live, so nothing published afterwards is missed.
    */
-  async subscribe(listener: Listener<T>, group?: string): Promise<() => void> {
+  async subscribe(listener: Listener<T>, group?: string, onGap?: () => void): Promise<() => void> {
+    const member: Member<T> = { deliver: listener, onGap };
     const routeKey = group === undefined ? "" : `g:${group}`;
     let route = this.routes.get(routeKey);
     if (!route) {
@@ -57,22 +63,22 @@ export class Hub<T> {
       created.unsubscribe = this.channel.subscribe(
         this.topic,
         (payload) => this.deliver(created, payload, group !== undefined),
-        group === undefined ? {} : { group },
+        { ...(group === undefined ? {} : { group }), onReconnect: () => this.reconnected(created) },
       );
       this.routes.set(routeKey, created);
       route = created;
       created.unsubscribe.catch(() => this.routes.delete(routeKey));
     }
-    route.listeners.push(listener);
+    route.listeners.push(member);
     try {
       await route.unsubscribe;
     } catch (err) {
-      route.listeners = route.listeners.filter((l) => l !== listener);
+      route.listeners = route.listeners.filter((l) => l !== member);
       throw err;
     }
     const current = route;
     return () => {
-      current.listeners = current.listeners.filter((l) => l !== listener);
+      current.listeners = current.listeners.filter((l) => l !== member);
       if (current.listeners.length === 0 && this.routes.get(routeKey) === current) {
         this.routes.delete(routeKey);
         current.unsubscribe.then((stop) => stop()).catch((err) => this.log.warn({ err }, "channel unsubscribe failed"));
@@ -104,9 +110,14 @@ export class Hub<T> {
     }
     if (grouped) {
       route.next = (route.next + 1) % route.listeners.length;
-      route.listeners[route.next]?.(item);
+      route.listeners[route.next]?.deliver(item);
       return;
     }
-    for (const listener of [...route.listeners]) listener(item);
+    for (const member of [...route.listeners]) member.deliver(item);
+  }
+
+  private reconnected(route: Route<T>): void {
+    this.log.warn({ topic: this.topic, listeners: route.listeners.length }, "channel reconnected; streams may have missed items");
+    for (const member of [...route.listeners]) member.onGap?.();
   }
 }
