@@ -47,13 +47,37 @@ try {
   process.exit(1);
 }
 
-const result = spawnSync(
-  process.execPath,
-  ["--import", "tsx", "--test", "--test-reporter=spec", "--test-concurrency=2", "--test-timeout=120000", ...files],
-  {
-    cwd: root,
-    stdio: "inherit",
-    env: { ...process.env, STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn" },
-  },
+/** One node:test run over `list`; returns its exit status. */
+function runTests(list, concurrency) {
+  if (list.length === 0) return 0;
+  const r = spawnSync(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      "--test",
+      "--test-reporter=spec",
+      `--test-concurrency=${concurrency}`,
+      "--test-timeout=120000",
+      ...list,
+    ],
+    {
+      cwd: root,
+      stdio: "inherit",
+      env: { ...process.env, STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn" },
+    },
+  );
+  return r.status ?? 1;
+}
+
+// Files named *.serial.test.ts disturb shared services (they restart RabbitMQ,
+// for one): they run after the others, one at a time.
+const parallel = runTests(
+  files.filter((f) => !f.endsWith(".serial.test.ts")),
+  2,
 );
-process.exit(result.status ?? 1);
+const serial = runTests(
+  files.filter((f) => f.endsWith(".serial.test.ts")),
+  1,
+);
+process.exit(parallel || serial);

@@ -10,8 +10,12 @@
  * const channel = await createChannel({ name: "memory" });
  */
 
+export type { MemcachedCacheOptions } from "./cache/memcached.js";
+export { createMemcachedCache } from "./cache/memcached.js";
 export type { MemoryCacheOptions } from "./cache/memory.js";
 export { createMemoryCache } from "./cache/memory.js";
+export type { AmqpChannelOptions, AmqpTlsOptions } from "./channel/amqp.js";
+export { createAmqpChannel } from "./channel/amqp.js";
 export type { MemoryChannelOptions } from "./channel/memory.js";
 export { createMemoryChannel } from "./channel/memory.js";
 export {
@@ -30,6 +34,8 @@ export {
   createStorage,
   storageProviderNames,
 } from "./registry.js";
+export type { MysqlStorageOptions, MysqlTlsOptions } from "./storage/mysql.js";
+export { createMysqlStorage } from "./storage/mysql.js";
 export type { SqliteStorageOptions } from "./storage/sqlite.js";
 export { createSqliteStorage } from "./storage/sqlite.js";
 export type {

@@ -7,9 +7,12 @@
  * const storage = await createStorage({ name: "sqlite" }, { dataDir: "./data" });
  */
 import { join } from "node:path";
+import { createMemcachedCache } from "./cache/memcached.js";
 import { createMemoryCache } from "./cache/memory.js";
+import { type AmqpTlsOptions, createAmqpChannel } from "./channel/amqp.js";
 import { createMemoryChannel } from "./channel/memory.js";
 import { ProviderConfigError } from "./errors.js";
+import { createMysqlStorage, type MysqlTlsOptions } from "./storage/mysql.js";
 import { createSqliteStorage } from "./storage/sqlite.js";
 import type { Cache, Channel, Storage } from "./types.js";
 
@@ -25,8 +28,17 @@ export interface ProviderDefaults {
   dataDir: string;
 }
 
-type OptionKind = "string" | "number" | "boolean";
-type OptionValue<K extends OptionKind> = { string: string; number: number; boolean: boolean }[K];
+// "string-or-empty" is for values where "" means something (an empty
+// password); "boolean|object" for an on/off switch that can carry settings
+// (tls), whose keys the provider itself checks.
+type OptionKind = "string" | "string-or-empty" | "number" | "boolean" | "boolean|object";
+type OptionValue<K extends OptionKind> = {
+  string: string;
+  "string-or-empty": string;
+  number: number;
+  boolean: boolean;
+  "boolean|object": boolean | Record<string, unknown>;
+}[K];
 type OptionSchema = Record<string, OptionKind>;
 type Options<S extends OptionSchema> = { [K in keyof S]?: OptionValue<S[K]> };
 
@@ -48,14 +60,57 @@ const storageProviders: Record<string, Provider<Storage, ProviderDefaults>> = {
   sqlite: provider({ path: "string" }, (o, d) =>
     createSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") }),
   ),
+  mysql: provider(
+    {
+      url: "string",
+      addr: "string",
+      user: "string",
+      password: "string-or-empty",
+      database: "string",
+      tablePrefix: "string",
+      poolSize: "number",
+      connectTimeoutMs: "number",
+      tls: "boolean|object",
+    },
+    (o) => createMysqlStorage({ ...o, tls: o.tls as boolean | MysqlTlsOptions | undefined }),
+  ),
 };
 
 const cacheProviders: Record<string, Provider<Cache, undefined>> = {
   memory: provider({}, () => createMemoryCache()),
+  memcached: provider(
+    {
+      addr: "string",
+      servers: "string",
+      user: "string",
+      password: "string",
+      prefix: "string",
+      timeoutMs: "number",
+      maxValueBytes: "number",
+      tls: "boolean",
+    },
+    (o) => createMemcachedCache(o),
+  ),
 };
 
 const channelProviders: Record<string, Provider<Channel, undefined>> = {
   memory: provider({}, () => createMemoryChannel()),
+  amqp: provider(
+    {
+      url: "string",
+      addr: "string",
+      user: "string",
+      password: "string",
+      vhost: "string",
+      prefix: "string",
+      heartbeatSeconds: "number",
+      connectTimeoutMs: "number",
+      publishTimeoutMs: "number",
+      prefetch: "number",
+      tls: "boolean|object",
+    },
+    (o) => createAmqpChannel({ ...o, tls: o.tls as boolean | AmqpTlsOptions | undefined }),
+  ),
 };
 
 /** Storage provider names a spec may use; config help and error messages list them. */
@@ -69,17 +124,23 @@ function validOption(kind: OptionKind, value: unknown): boolean {
   switch (kind) {
     case "string":
       return typeof value === "string" && value !== "";
+    case "string-or-empty":
+      return typeof value === "string";
     case "number":
       return typeof value === "number" && Number.isFinite(value);
     case "boolean":
       return typeof value === "boolean";
+    case "boolean|object":
+      return typeof value === "boolean" || (typeof value === "object" && value !== null && !Array.isArray(value));
   }
 }
 
 const optionWording: Record<OptionKind, string> = {
   string: "a non-empty string",
+  "string-or-empty": "a string",
   number: "a finite number",
   boolean: "true or false",
+  "boolean|object": "true, false or an object",
 };
 
 function parse<T, D>(

@@ -39,7 +39,11 @@ export interface EventRecord extends EntityRef {
   values: JsonObject;
   /** The entity version this event produced. */
   version: number;
-  /** Assigned by storage on commit: strictly increasing across all events. */
+  /**
+   * Assigned by storage on commit: strictly increasing across all events, and
+   * visible in that order: once an event can be read, so can every event with
+   * a lower position. Streams resume by position and rely on this.
+   */
   position: number;
   operation: EventOperation;
   /** The protobuf method name, e.g. "/stategate.v1.EntityService/Set". */
@@ -125,7 +129,12 @@ export interface Storage {
    * entity is currently at `commit.expectedVersion`. Returns the stored event
    * with its assigned position. Throws `VersionConflictError` (and writes
    * nothing) when the version does not match, including when another writer
-   * won a race.
+   * won a race. A ProviderUnavailableError may come after the commit was
+   * applied (the connection died during COMMIT): read the version again before
+   * retrying.
+   *
+   * Names reach storage within the gateway's limits: domain and type at most
+   * 128 characters, key at most 255.
    */
   commit(commit: Commit): Promise<EventRecord>;
   /** The current state of one entity, or undefined (never written, or deleted). */

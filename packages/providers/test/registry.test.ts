@@ -26,9 +26,9 @@ const configError = (option: string, message: RegExp) => (error: unknown) => {
 
 describe("provider registry", () => {
   it("lists the known provider names", () => {
-    assert.deepEqual([...storageProviderNames], ["sqlite"]);
-    assert.deepEqual([...cacheProviderNames], ["memory"]);
-    assert.deepEqual([...channelProviderNames], ["memory"]);
+    assert.deepEqual([...storageProviderNames], ["sqlite", "mysql"]);
+    assert.deepEqual([...cacheProviderNames], ["memory", "memcached"]);
+    assert.deepEqual([...channelProviderNames], ["memory", "amqp"]);
   });
 
   it("creates sqlite storage at <dataDir>/stategate.db unless a path is given", async () => {

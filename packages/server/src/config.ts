@@ -27,8 +27,9 @@ export class ConfigError extends Error {
   constructor(
     readonly variable: string,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(`${variable}: ${message}`);
+    super(`${variable}: ${message}`, options);
   }
 }
 
@@ -42,7 +43,7 @@ const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const debug = parseBool(env, "STATEGATE_DEBUG", false);
-  const level = env.STATEGATE_LOG_LEVEL?.trim();
+  const level = env.STATEGATE_LOG_LEVEL?.trim().toLowerCase();
   if (level && !(levels as readonly string[]).includes(level)) {
     throw new ConfigError("STATEGATE_LOG_LEVEL", `expected one of ${levels.join(", ")}, got "${level}"`);
   }

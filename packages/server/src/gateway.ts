@@ -56,14 +56,18 @@ export interface Gateway {
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const opened: { close(): Promise<void> }[] = [];
   try {
-    const storage: Storage = await named(
-      "STATEGATE_STORAGE_PROVIDER",
+    // The embedded store lives in the data directory unless its own path is given.
+    const storageVariable =
+      config.storage.name === "sqlite" && config.storage.path === undefined
+        ? "STATEGATE_DATA_DIR"
+        : "STATEGATE_STORAGE_PROVIDER";
+    const storage: Storage = await named(storageVariable, () =>
       createStorage(config.storage, { dataDir: config.dataDir }),
     );
     opened.push(storage);
-    const cache: Cache = await named("STATEGATE_CACHE_PROVIDER", createCache(config.cache));
+    const cache: Cache = await named("STATEGATE_CACHE_PROVIDER", () => createCache(config.cache));
     opened.push(cache);
-    const channel: Channel = await named("STATEGATE_CHANNEL_PROVIDER", createChannel(config.channel));
+    const channel: Channel = await named("STATEGATE_CHANNEL_PROVIDER", () => createChannel(config.channel));
     opened.push(channel);
 
     const shutdown = new AbortController();
@@ -96,7 +100,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       grpcWeb: true,
       connect: true,
     });
-    const listener = await listen(handler, config.host, config.port);
+    const listener = await listenOn(handler, config.host, config.port);
     log.info(
       { port: listener.port, host: config.host, storage: storage.name, cache: cache.name, channel: channel.name },
       `stategate listening on ${config.host}:${listener.port}`,
@@ -125,12 +129,31 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   }
 }
 
-/** Names the variable behind a provider's configuration error. */
-async function named<T>(variable: string, creating: Promise<T>): Promise<T> {
+/**
+ * Opens a provider; any failure to do so stops start-up with an error naming
+ * the variable that chose it (the cause stays attached for the log).
+ */
+async function named<T>(variable: string, open: () => Promise<T>): Promise<T> {
   try {
-    return await creating;
+    return await open();
   } catch (err) {
     if (err instanceof ProviderConfigError) throw new ConfigError(variable, err.message);
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(variable, `cannot open the provider: ${reason}`, { cause: err });
+  }
+}
+
+/** Listens, turning the usual failures into errors that name the variable to change. */
+async function listenOn(handler: Parameters<typeof listen>[0], host: string, port: number) {
+  try {
+    return await listen(handler, host, port);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") throw new ConfigError("STATEGATE_PORT", `port ${port} on ${host} is already in use`);
+    if (code === "EACCES") throw new ConfigError("STATEGATE_PORT", `no permission to listen on port ${port}`);
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code?.startsWith("EAI_")) {
+      throw new ConfigError("STATEGATE_HOST", `cannot listen on "${host}" (${code})`);
+    }
     throw err;
   }
 }

@@ -55,7 +55,10 @@ export function createInterceptors(log: Logger): Interceptor[] {
       else log.debug(line, "call");
     };
     const fail = (err: unknown): never => {
-      const { error, internal } = toWireError(err, requestId);
+      // Once the client left or its deadline passed, whatever broke (a write to a
+      // destroyed stream, say) is the consequence, not a fault of ours.
+      const gone = req.signal.aborted ? ConnectError.from(req.signal.reason, Code.Canceled) : undefined;
+      const { error, internal } = toWireError(gone ?? err, requestId);
       error.metadata.set("x-request-id", requestId);
       done(error.code, err, internal);
       throw error;

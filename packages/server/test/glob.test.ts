@@ -39,3 +39,20 @@ it("a pattern without wildcards is an exact match", () => {
   assert.ok(m("orders"));
   assert.ok(!m("orders2"));
 });
+
+it("a pathological pattern matches in linear-ish time", () => {
+  const m = compileGlob("*a*a*a*a*a*a*a*a*a*a*a*a*b");
+  const started = performance.now();
+  assert.ok(!m("a".repeat(255)));
+  assert.ok(m(`${"a".repeat(254)}b`));
+  // A backtracking regular expression takes minutes here; the walk takes microseconds.
+  assert.ok(performance.now() - started < 1_000);
+});
+
+it("stars match across repeated prefixes", () => {
+  assert.ok(compileGlob("a*b*c")("aXbYbZc"));
+  assert.ok(compileGlob("*ab")("aab"));
+  assert.ok(!compileGlob("a*b")("aXbY"));
+  assert.ok(compileGlob("**")(""));
+  assert.ok(compileGlob("a?c*")("abc"));
+});

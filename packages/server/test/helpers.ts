@@ -72,7 +72,13 @@ export interface GatewayProcess {
 /** Runs the built `stategate` command and waits until it listens. */
 export async function spawnGateway(env: Record<string, string>): Promise<GatewayProcess> {
   const child = spawn(process.execPath, [join(repoRoot, "packages/server/dist/bin/stategate.js")], {
-    env: { ...process.env, STATEGATE_PORT: "0", STATEGATE_LOG_LEVEL: "info", ...env },
+    // Info level at least: the "listening" line is how the port is learnt.
+    env: {
+      ...process.env,
+      STATEGATE_PORT: "0",
+      ...env,
+      STATEGATE_LOG_LEVEL: env.STATEGATE_LOG_LEVEL === "debug" ? "debug" : "info",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const output: string[] = [];
@@ -81,7 +87,10 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
   );
   createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => output.push(line));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`gateway did not start:\n${output.join("\n")}`)), 20_000);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL"); // never leave a half-started gateway behind
+      reject(new Error(`gateway did not start:\n${output.join("\n")}`));
+    }, 20_000);
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       output.push(line);
       try {
@@ -100,6 +109,21 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
     });
   });
   return { child, port, baseUrl: `http://127.0.0.1:${port}`, output, exited };
+}
+
+/**
+ * Starts `count` gateways at once (racing on shared backends, as a deployment
+ * does). If any fails, the others are killed before the error is thrown, so
+ * no process outlives the test.
+ */
+export async function spawnGateways(env: Record<string, string>, count: number): Promise<GatewayProcess[]> {
+  const started = await Promise.allSettled(Array.from({ length: count }, () => spawnGateway(env)));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    for (const r of started) if (r.status === "fulfilled") r.value.child.kill("SIGKILL");
+    throw failed.reason;
+  }
+  return started.map((r) => (r as PromiseFulfilledResult<GatewayProcess>).value);
 }
 
 /** A fresh name, so tests sharing a gateway never see each other's data. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -99,6 +99,43 @@ describe("the stategate process", () => {
         gw.output.some((l) => l.includes("stategate stopped")),
         "providers closed",
       );
+    }
+  });
+
+  it("names the variable when start-up fails for reasons found only while starting", async () => {
+    const busy = await spawnGateway({ STATEGATE_DATA_DIR: tempDir() });
+    const garbage = join(tempDir(), "not-a-database.db");
+    writeFileSync(garbage, "this is not a SQLite file, and stategate must not write to it\n".repeat(100));
+    try {
+      for (const [env, expected] of [
+        [{ STATEGATE_PORT: String(busy.port) }, /^stategate: STATEGATE_PORT: port \d+ on 127.0.0.1 is already in use$/],
+        [{ STATEGATE_DATA_DIR: "/proc/stategate-test/x" }, /^stategate: STATEGATE_DATA_DIR: cannot open the provider/],
+        [{ STATEGATE_DATA_DIR: "/dev/null" }, /^stategate: STATEGATE_DATA_DIR: /],
+        [{ STATEGATE_HOST: "999.1.1.1" }, /^stategate: STATEGATE_HOST: cannot listen on "999.1.1.1"/],
+        [
+          { STATEGATE_STORAGE_PROVIDER: JSON.stringify({ name: "sqlite", path: garbage }) },
+          /^stategate: STATEGATE_STORAGE_PROVIDER: cannot open the provider/,
+        ],
+      ] as const) {
+        const result = spawnSync(process.execPath, [join(repoRoot, "packages/server/dist/bin/stategate.js")], {
+          env: {
+            ...process.env,
+            ...{ STATEGATE_PORT: "0", STATEGATE_DATA_DIR: tempDir() },
+            ...env,
+          } as NodeJS.ProcessEnv,
+          encoding: "utf8",
+          timeout: 20_000,
+        });
+        assert.equal(result.signal, null, `${JSON.stringify(env)} did not hang`);
+        assert.equal(result.status, 2, result.stderr);
+        const lines = result.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, result.stderr);
+        assert.match(lines[0] ?? "", expected);
+      }
+      assert.match(readFileSync(garbage, "utf8"), /^this is not a SQLite file/, "the foreign file is untouched");
+    } finally {
+      busy.child.kill("SIGTERM");
+      await busy.exited;
     }
   });
 

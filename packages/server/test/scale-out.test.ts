@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient, expiresIn } from "@stategate/sdk-node";
 import type { GatewayProcess } from "./helpers.js";
-import { dropMysqlTables, sharedBackendEnv, spawnGateway, take, unique, until } from "./helpers.js";
+import { dropMysqlTables, sharedBackendEnv, spawnGateways, take, unique, until } from "./helpers.js";
 
 // Two gateway processes on different ports over one MariaDB, Memcached and RabbitMQ.
 const tag = `so${Math.random().toString(36).slice(2, 10)}`;
@@ -18,9 +18,9 @@ let ca: NodeClient;
 let cb: NodeClient;
 
 before(async () => {
-  const env = { ...sharedBackendEnv(tag), STATEGATE_DATA_DIR: dataDir, STATEGATE_LOG_LEVEL: "warn" };
+  const env = { ...sharedBackendEnv(tag), STATEGATE_DATA_DIR: dataDir };
   // Started together: schema creation must be safe when two gateways race.
-  [a, b] = await Promise.all([spawnGateway(env), spawnGateway(env)]);
+  [a, b] = (await spawnGateways(env, 2)) as [GatewayProcess, GatewayProcess];
   ca = createClient({ baseUrl: a.baseUrl, protocol: "grpc" });
   cb = createClient({ baseUrl: b.baseUrl, protocol: "connect" });
 });

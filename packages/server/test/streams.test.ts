@@ -115,6 +115,23 @@ describe("event streams", () => {
     await until(() => tg.gateway.openStreams() === baseline);
   });
 
+  it("many short streams leave nothing behind on the gateway", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on("warning", onWarning);
+    try {
+      const domain = unique("many");
+      await client.entity.set({ domain, type: "t", key: "k", values: {} });
+      for (let i = 0; i < 25; i++) {
+        for await (const _ of client.event.stream({ domain, type: "t", afterPosition: 0n })) break;
+      }
+      await until(() => tg.gateway.openStreams() === 0);
+      assert.deepEqual(warnings, [], "no listener piles up on the gateway's shutdown signal");
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+
   it("a deadline ends the stream with DEADLINE_EXCEEDED and releases it", async () => {
     const baseline = tg.gateway.openStreams();
     await assert.rejects(

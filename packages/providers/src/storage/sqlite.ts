@@ -6,8 +6,8 @@
  * const storage = await createSqliteStorage({ path: "./data/stategate.db" });
  * const event = await storage.commit({ event, expectedVersion: 0, state: event.values });
  */
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { mkdirSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { ProviderClosedError, VersionConflictError } from "../errors.js";
 import type {
@@ -121,10 +121,32 @@ function checkCommit({ event, expectedVersion }: Commit): void {
   }
 }
 
+/**
+ * Creates `dir` and its missing parents one level at a time. Node 20's
+ * recursive mkdir spins forever under /proc; this fails at the first level
+ * that cannot be made, naming it.
+ */
+function makeDirectories(dir: string): void {
+  const missing: string[] = [];
+  for (let at = dir; ; at = dirname(at)) {
+    let isDirectory: boolean | undefined;
+    try {
+      isDirectory = statSync(at).isDirectory();
+    } catch {
+      // missing: create it after its parent
+    }
+    if (isDirectory === false) throw new Error(`${at} exists and is not a directory`);
+    if (isDirectory) break;
+    missing.unshift(at);
+    if (dirname(at) === at) break;
+  }
+  for (const at of missing) mkdirSync(at);
+}
+
 /** Opens (creating if needed) a SQLite file as stategate storage. */
 export async function createSqliteStorage({ path }: SqliteStorageOptions): Promise<Storage> {
   if (path !== ":memory:") {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirectories(dirname(resolve(path)));
   }
   const db = new Database(path, { timeout: 5000 });
   db.pragma("journal_mode = WAL");

@@ -33,6 +33,7 @@ async function main(): Promise<void> {
     gateway = await startGateway(config, log);
   } catch (err) {
     if (err instanceof ConfigError) {
+      if (err.cause) log.debug({ err: err.cause }, "start-up failed");
       process.stderr.write(`stategate: ${err.message}\n`);
       process.exit(2);
     }

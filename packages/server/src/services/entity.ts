@@ -107,7 +107,7 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
 
     async revert(req, ctx) {
       const ref = { domain: req.domain, type: req.type, key: req.key };
-      const target = await storage.getEvent({ ...ref, id: req.id });
+      const target = await storage.getEvent({ ...ref, id: req.id.toLowerCase() });
       if (!target) {
         throw new ConnectError(
           `event ${req.id} of entity ${ref.domain}/${ref.type}/${ref.key} not found`,

@@ -12,7 +12,7 @@ import { DEFAULT_LIMIT } from "./rules.js";
 const GAP = Symbol("gap");
 
 /** Page size when a stream catches up from storage. */
-const CATCH_UP_PAGE = 500;
+const CATCH_UP_PAGE = 100;
 
 /** EventService: history from storage, live events from the channel. */
 export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventService> {
@@ -69,6 +69,7 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
         }
       } finally {
         unsubscribe();
+        queue.dispose();
       }
     },
 
@@ -88,7 +89,12 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
     },
 
     async get(req) {
-      const record = await storage.getEvent({ domain: req.domain, type: req.type, key: req.key, id: req.id });
+      const record = await storage.getEvent({
+        domain: req.domain,
+        type: req.type,
+        key: req.key,
+        id: req.id.toLowerCase(),
+      });
       if (!record) {
         throw new ConnectError(
           `event ${req.id} of entity ${req.domain}/${req.type}/${req.key} not found`,

@@ -40,6 +40,7 @@ export function createPeerService(deps: ServiceDeps): ServiceImpl<typeof PeerSer
         for await (const message of queue) yield { message };
       } finally {
         unsubscribe();
+        queue.dispose();
       }
     },
   };

@@ -55,6 +55,9 @@ export function parseFilter(text: string): FilterTerm[] {
     if (value !== null && typeof value === "object") {
       throw new Error(`value of "${field}" must be a string, number, boolean or null`);
     }
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new Error(`value of "${field}" must be a finite number`);
+    }
     terms.push({ path, value: value as FilterTerm["value"] });
   }
   return terms;

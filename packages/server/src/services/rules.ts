@@ -23,17 +23,19 @@ type Check = (value: unknown) => string | undefined;
 const noSpace = /^[^\s\p{Cc}]+$/u;
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/iu;
 
-function name(max: number): Check {
+function name(max: number, wildcards = true): Check {
   return (v) => {
     const s = v as string;
     if (s === "") return "must not be empty";
     if (!noSpace.test(s)) return "must not contain whitespace or control characters";
     if ([...s].length > max) return `must be at most ${max} characters`;
+    // Streams select domains, types and channels by glob, which has no escape.
+    if (!wildcards && /[*?]/.test(s)) return "must not contain * or ?";
     return undefined;
   };
 }
 
-const domainName = name(MAX_NAME_LENGTH);
+const domainName = name(MAX_NAME_LENGTH, false);
 const keyName = name(MAX_KEY_LENGTH);
 /** Globs follow the same character rules as names; "*" alone matches everything. */
 const glob = name(MAX_KEY_LENGTH);
@@ -48,14 +50,23 @@ export const MAX_JSON_DEPTH = 64;
  */
 function jsonProblem(v: unknown, depth: number, maxDepth: number): string | undefined {
   if (typeof v === "number") return Number.isFinite(v) ? undefined : "must not contain NaN or Infinity";
-  if (v === null || typeof v !== "object") return undefined;
+  if (typeof v === "string") return loneSurrogate.test(v) ? "must not contain unpaired UTF-16 surrogates" : undefined;
+  if (v === null || typeof v !== "object" || v instanceof Uint8Array) return undefined;
   if (depth > maxDepth) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
+  if (!Array.isArray(v)) {
+    for (const key of Object.keys(v)) {
+      if (loneSurrogate.test(key)) return "must not contain unpaired UTF-16 surrogates";
+    }
+  }
   for (const x of Array.isArray(v) ? v : Object.values(v)) {
     const problem = jsonProblem(x, depth + 1, maxDepth);
     if (problem) return problem;
   }
   return undefined;
 }
+
+/** An unpaired surrogate: JSON carries it, UTF-8 (so binary protobuf) cannot. */
+const loneSurrogate = /\p{Cs}/u;
 
 /** A JSON object (google.protobuf.Struct, already plain JSON). */
 const jsonObject: Check = (v) => (v === undefined ? "is required" : jsonProblem(v, 0, MAX_JSON_DEPTH));
@@ -92,7 +103,9 @@ const filter: Check = (v) => {
 };
 
 const sort: Check = (v) => {
-  if (v === undefined || (v as { field: string }).field === "") return undefined;
+  if (v === undefined) return undefined;
+  const { field, desc } = v as { field: string; desc: boolean };
+  if (field === "") return desc ? "field is required when desc is set" : undefined;
   try {
     parsePath((v as { field: string }).field);
     return undefined;
@@ -101,12 +114,16 @@ const sort: Check = (v) => {
   }
 };
 
+/** 9999-12-31T23:59:59Z, the last second a google.protobuf.Timestamp can hold. */
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+
 function future(optional: boolean): Check {
   return (v) => {
     if (v === undefined) return optional ? undefined : "is required";
     const t = v as Timestamp;
-    const ms = Number(t.seconds) * 1000 + t.nanos / 1e6;
     if (t.nanos < 0 || t.nanos > 999_999_999) return "has invalid nanos";
+    if (t.seconds > MAX_TIMESTAMP_SECONDS) return "must be before the year 10000";
+    const ms = Number(t.seconds) * 1000 + t.nanos / 1e6;
     return ms <= Date.now() ? "must be in the future" : undefined;
   };
 }

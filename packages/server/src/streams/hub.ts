@@ -117,7 +117,10 @@ export class Hub<T> {
   }
 
   private reconnected(route: Route<T>): void {
-    this.log.warn({ topic: this.topic, listeners: route.listeners.length }, "channel reconnected; streams may have missed items");
+    this.log.warn(
+      { topic: this.topic, listeners: route.listeners.length },
+      "channel reconnected; streams may have missed items",
+    );
     for (const member of [...route.listeners]) member.onGap?.();
   }
 }

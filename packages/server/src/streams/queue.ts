@@ -14,8 +14,9 @@ export class StreamQueue<T> implements AsyncIterable<T> {
   private failure: ConnectError | undefined;
 
   private readonly signal: AbortSignal;
+  private readonly unlink: () => void;
 
-  /** Ends when any of `signals` aborts. */
+  /** Ends when any of `signals` aborts. Call `dispose()` when the stream is over. */
   constructor(...signals: AbortSignal[]) {
     // Linked by hand: AbortSignal.any() on Node 20 can drop its listeners.
     const controller = new AbortController();
@@ -28,6 +29,20 @@ export class StreamQueue<T> implements AsyncIterable<T> {
       if (s.aborted) abort();
       else s.addEventListener("abort", abort, { once: true });
     }
+    this.unlink = () => {
+      for (const s of signals) s.removeEventListener("abort", abort);
+    };
+  }
+
+  /**
+   * Ends the queue and detaches it from its signals: the gateway-wide shutdown
+   * signal outlives every stream, and must not keep ended queues alive.
+   */
+  dispose(): void {
+    this.unlink();
+    this.items = [];
+    this.failure ??= new ConnectError("stream ended", Code.Canceled);
+    this.notify();
   }
 
   /** Whether the stream has ended. */
