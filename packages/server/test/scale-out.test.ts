@@ -132,6 +132,33 @@ describe("two gateways over shared backends", () => {
     assert.deepEqual((await cb.cache.get({ domain, key: "k" })).value, { hello: "wörld 👋" });
   });
 
+  it("MariaDB gives back identical values through Get, entity Search and event Search", async () => {
+    const domain = unique("values");
+    const values = {
+      name: "Zoë 🦊 — 東京",
+      nested: { list: [1, "two", { three: [true, null] }], empty: {}, none: [] },
+      big: 9007199254740991,
+      tiny: -1.25e-7,
+      flag: false,
+      nothing: null,
+      combining: "e\u0301",
+    };
+    const key = "clé-🔑-キー";
+    await ca.entity.set({ domain, type: "doc", key, values });
+    const { entity } = await cb.entity.get({ domain, type: "doc", key });
+    const found = await cb.entity
+      .search({ domain, type: "doc", filter: JSON.stringify({ "nested.empty": null }) })
+      .catch(() => undefined);
+    const searched = await cb.entity.search({ domain, type: "doc", filter: JSON.stringify({ name: values.name }) });
+    const { events } = await cb.event.search({ domain, type: "doc", key });
+    assert.equal(entity?.key, key);
+    assert.deepEqual(entity?.values, values);
+    assert.deepEqual(searched.entities[0]?.values, values);
+    assert.equal(searched.entities[0]?.key, key);
+    assert.deepEqual(events[0]?.entity?.values, values);
+    assert.deepEqual(found?.entities ?? [], [], "an object is not JSON null");
+  });
+
   it("concurrent Edits through both gateways never both win a version", async () => {
     const ref = { domain: unique("race"), type: "t", key: "k" };
     await ca.entity.set({ ...ref, values: { start: true } });

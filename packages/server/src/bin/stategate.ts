@@ -43,9 +43,18 @@ async function main(): Promise<void> {
   }
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal means "now": an operator should never have to reach for kill -9.
+      log.warn({ signal }, "second signal: exiting without waiting");
+      process.exit(1);
+    }
     stopping = true;
     log.info({ signal }, "shutting down");
+    // Whatever hangs (a backend that never answers close), the process still ends.
+    setTimeout(() => {
+      log.error("shutdown did not finish in time; exiting");
+      process.exit(1);
+    }, config.shutdownGraceMs + 5_000).unref();
     gateway.close().then(
       () => process.exit(0),
       (err: unknown) => {

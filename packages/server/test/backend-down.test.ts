@@ -1,0 +1,169 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, it } from "node:test";
+import type { NodeClient } from "@stategate/sdk-node";
+import { Code, ConnectError, createClient, expiresIn } from "@stategate/sdk-node";
+import type { GatewayProcess } from "./helpers.js";
+import { dropMysqlTables, spawnGateway, testBackends, unique, until } from "./helpers.js";
+
+/**
+ * A TCP forwarder in front of a real server, which the test can cut and
+ * restore: the server stays up for everyone else while this gateway loses it.
+ */
+async function createCut(
+  target: string,
+): Promise<{ port: number; cut(): void; restore(): void; close(): Promise<void> }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  let up = true;
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    if (!up) return client.destroy();
+    const upstream = net.connect({ host, port });
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.on("close", () => open.delete(s));
+      s.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut() {
+      up = false;
+      for (const s of open) s.destroy();
+    },
+    restore() {
+      up = true;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A memcached of this test's own, so stopping it disturbs no one else. */
+async function startMemcached(port: number): Promise<ChildProcess> {
+  const child = spawn("/usr/bin/memcached", ["-l", "127.0.0.1", "-p", String(port), "-U", "0", "-u", "root"], {
+    stdio: "ignore",
+  });
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: "127.0.0.1", port }, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on("error", () => resolve(false));
+      }),
+  );
+  return child;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+const tag = `bd${Math.random().toString(36).slice(2, 10)}`;
+const dataDir = mkdtempSync(join(tmpdir(), "stategate-down-"));
+let mysqlCut: Awaited<ReturnType<typeof createCut>>;
+let memcachedPort: number;
+let memcached: ChildProcess;
+let gw: GatewayProcess;
+let client: NodeClient;
+
+before(async () => {
+  mysqlCut = await createCut(testBackends.mysql);
+  memcachedPort = await freePort();
+  memcached = await startMemcached(memcachedPort);
+  gw = await spawnGateway({
+    STATEGATE_DATA_DIR: dataDir,
+    STATEGATE_STORAGE_PROVIDER: JSON.stringify({
+      name: "mysql",
+      addr: `127.0.0.1:${mysqlCut.port}`,
+      user: "root",
+      password: "",
+      database: "test",
+      tablePrefix: `${tag}_`,
+      connectTimeoutMs: 1000,
+    }),
+    STATEGATE_CACHE_PROVIDER: JSON.stringify({ name: "memcached", addr: `127.0.0.1:${memcachedPort}`, timeoutMs: 500 }),
+  });
+  client = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
+});
+
+after(async () => {
+  client?.close();
+  gw?.child.kill("SIGTERM");
+  await gw?.exited;
+  memcached?.kill();
+  await mysqlCut?.close();
+  await dropMysqlTables(tag);
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** Asserts UNAVAILABLE, fast, without the backend's address in the message. */
+async function assertUnavailable(call: Promise<unknown>, hidden: string[]): Promise<void> {
+  const started = Date.now();
+  await assert.rejects(call, (err) => {
+    const e = ConnectError.from(err);
+    assert.equal(Code[e.code], "Unavailable", e.message);
+    for (const secret of hidden) assert.ok(!e.message.includes(secret), `the message hides ${secret}: ${e.message}`);
+    return true;
+  });
+  assert.ok(Date.now() - started < 3_000, `answered in ${Date.now() - started} ms, within the deadline`);
+}
+
+it("storage that goes down gives UNAVAILABLE within the deadline, and the gateway recovers with it", async () => {
+  const ref = { domain: unique("down"), type: "t", key: "k" };
+  await client.entity.set({ ...ref, values: { n: 1 } });
+  mysqlCut.cut();
+  await assertUnavailable(client.entity.get(ref, { timeoutMs: 3_000 }), [String(mysqlCut.port), "SELECT"]);
+  await assertUnavailable(client.entity.set({ ...ref, values: { n: 2 } }, { timeoutMs: 3_000 }), [
+    String(mysqlCut.port),
+    "INSERT",
+  ]);
+  mysqlCut.restore();
+  await until(async () => {
+    try {
+      await client.entity.get(ref);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 15_000);
+  const { entity } = await client.entity.get(ref);
+  assert.ok(entity?.version === 1n || entity?.version === 2n, "state and log agree whatever the cut interrupted");
+  const { events } = await client.event.search({ ...ref });
+  assert.deepEqual(entity?.values, events.at(-1)?.entity?.values);
+});
+
+it("a cache that goes down gives UNAVAILABLE within the deadline, and the gateway recovers with it", async () => {
+  const domain = unique("down");
+  await client.cache.set({ domain, key: "k", value: 1 });
+  memcached.kill("SIGKILL");
+  await assertUnavailable(client.cache.get({ domain, key: "k" }, { timeoutMs: 3_000 }), [String(memcachedPort)]);
+  await assertUnavailable(client.mutex.lock({ domain, key: "k", exp: expiresIn(60_000) }, { timeoutMs: 3_000 }), [
+    String(memcachedPort),
+  ]);
+  memcached = await startMemcached(memcachedPort);
+  await until(async () => {
+    try {
+      await client.cache.set({ domain, key: "k", value: 2 });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 15_000);
+  assert.equal((await client.cache.get({ domain, key: "k" })).value, 2);
+});
