@@ -1,5 +1,6 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Event, PeerMessage } from "@stategate/api";
 import {
@@ -16,7 +17,12 @@ import { createCache, createChannel, createStorage, ProviderConfigError } from "
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
 import { ConfigError } from "./config.js";
+import type { AnyRequest, AnyResponse, Door, DoorContext } from "./front/door.js";
+import { DOOR_HEADER } from "./front/door.js";
+import { createGraphqlDoor } from "./front/graphql/index.js";
+import type { Upgrade } from "./front/listener.js";
 import { listen } from "./front/listener.js";
+import { createRestDoor } from "./front/rest/index.js";
 import { createInterceptors } from "./interceptors.js";
 import { createCacheService } from "./services/cache.js";
 import type { ServiceDeps } from "./services/deps.js";
@@ -91,16 +97,30 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       router.service(CacheService, createCacheService(deps));
       router.service(MutexService, createMutexService(deps));
     };
+    const interceptors = createInterceptors(log);
+    const doorContext: DoorContext = {
+      services: [EntityService, EventService, PeerService, CacheService, MutexService],
+      transport: createRouterTransport(routes, { router: { interceptors, readMaxBytes: config.maxRequestBytes } }),
+      doorHeader: DOOR_HEADER,
+      config,
+      log,
+      shutdown: shutdown.signal,
+    };
+    const doors: Door[] = [createRestDoor(doorContext), createGraphqlDoor(doorContext)];
     const handler = connectNodeAdapter({
       routes,
-      interceptors: createInterceptors(log),
+      interceptors,
       // Larger requests are refused with RESOURCE_EXHAUSTED before they are buffered whole.
       readMaxBytes: config.maxRequestBytes,
       grpc: true,
       grpcWeb: true,
       connect: true,
+      // What is not an RPC path may be REST or GraphQL.
+      fallback: (req, res) => void serveDoors(doors, req, res, log),
     });
-    const listener = await listenOn(handler, config.host, config.port);
+    const listener = await listenOn(handler, config.host, config.port, (req, socket, head) =>
+      doors.some((door) => door.upgrade?.(req, socket, head)),
+    );
     log.info(
       { port: listener.port, host: config.host, storage: storage.name, cache: cache.name, channel: channel.name },
       `stategate listening on ${config.host}:${listener.port}`,
@@ -143,10 +163,23 @@ async function named<T>(variable: string, open: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Listens, turning the usual failures into errors that name the variable to change. */
-async function listenOn(handler: Parameters<typeof listen>[0], host: string, port: number) {
+/** Answers a request that no RPC route took: the first door that claims it, else 404. */
+async function serveDoors(doors: Door[], req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {
   try {
-    return await listen(handler, host, port);
+    for (const door of doors) if (await door.handle(req, res)) return;
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${req.url?.split("?")[0]}` }));
+  } catch (err) {
+    log.error({ err }, "a door failed");
+    if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "internal", message: "internal error" }));
+  }
+}
+
+/** Listens, turning the usual failures into errors that name the variable to change. */
+async function listenOn(handler: Parameters<typeof listen>[0], host: string, port: number, upgrade: Upgrade) {
+  try {
+    return await listen(handler, host, port, upgrade);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new ConfigError("STATEGATE_PORT", `port ${port} on ${host} is already in use`);

@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { kRequestId } from "./context.js";
 import { toWireError } from "./errors.js";
+import { DOOR_HEADER } from "./front/door.js";
 import { validate } from "./services/rules.js";
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
@@ -21,8 +22,9 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-/** The door a call came through, from its content type. */
-export function doorOf(contentType: string | null): string {
+/** The door a call came through: REST and GraphQL say so; the others show in the content type. */
+export function doorOf(contentType: string | null, declared: string | null = null): string {
+  if (declared === "rest" || declared === "graphql") return declared;
   if (!contentType) return "unknown";
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType.startsWith("application/grpc")) return "grpc";
@@ -42,7 +44,7 @@ export function createInterceptors(log: Logger): Interceptor[] {
     req.contextValues.set(kRequestId, requestId);
     const started = performance.now();
     const method = `/${req.service.typeName}/${req.method.name}`;
-    const door = doorOf(req.header.get("content-type"));
+    const door = doorOf(req.header.get("content-type"), req.header.get(DOOR_HEADER));
     const done = (code: Code | "ok", err?: unknown, internal = false) => {
       const line = {
         requestId,

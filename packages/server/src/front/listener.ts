@@ -3,6 +3,9 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 
+/** Takes an HTTP/1.1 upgrade request (WebSocket); returns false to refuse it. */
+export type Upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
+
 type Handler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
@@ -29,8 +32,11 @@ export interface Listener {
  * server after peeking at its first bytes for the HTTP/2 connection preface.
  * Node's `http2.createServer({ allowHTTP1 })` only does this with TLS.
  */
-export async function listen(handler: Handler, host: string, port: number): Promise<Listener> {
+export async function listen(handler: Handler, host: string, port: number, upgrade?: Upgrade): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
+  h1.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!upgrade?.(req, socket, head)) socket.destroy();
+  });
   h1.keepAliveTimeout = 65_000;
   // Clients cancel streams (a `break` out of a stream loop) far more often than
   // nghttp2's rapid-reset guard expects; keep a guard, at a higher rate. (Node
