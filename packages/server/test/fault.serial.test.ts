@@ -48,6 +48,14 @@ function follow(domain: string, signal: AbortSignal) {
   return { received, done };
 }
 
+/** Returns once a probe written through the other gateway arrives: the stream is live. */
+async function untilLive(domain: string, received: string[]): Promise<void> {
+  await until(async () => {
+    await writer.entity.set({ domain, type: "probe", key: "probe", values: {} });
+    return received.includes("probe");
+  });
+}
+
 /** Writes Sets through the writer gateway until stopped; `ok` lists those that answered OK. */
 function keepWriting(domain: string) {
   const ok: string[] = [];
@@ -105,11 +113,7 @@ it("every Set that answered OK reaches a subscriber exactly once across a Rabbit
   const domain = unique("fault");
   const abort = new AbortController();
   const stream = follow(domain, abort.signal);
-  // The stream is live once a probe written through the other gateway arrives.
-  await until(async () => {
-    await writer.entity.set({ domain, type: "probe", key: "probe", values: {} });
-    return stream.received.includes("probe");
-  });
+  await untilLive(domain, stream.received);
   const writes = keepWriting(domain);
   await until(() => writes.ok.length >= 30);
   rabbitmqctl("stop_app");
@@ -127,10 +131,7 @@ it("a subscriber whose gateway alone lost the broker catches up from storage", a
   const domain = unique("alone");
   const abort = new AbortController();
   const stream = follow(domain, abort.signal);
-  await until(async () => {
-    await writer.entity.set({ domain, type: "probe", key: "probe", values: {} });
-    return stream.received.includes("probe");
-  });
+  await untilLive(domain, stream.received);
   const writes = keepWriting(domain);
   await until(() => writes.ok.length >= 20);
   // The writer keeps publishing while the reader's queue is gone: only storage has those events.

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import mysql, { type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import { ProviderClosedError, ValueTooLargeError, VersionConflictError } from "../errors.js";
 import type { Commit, EntityRecord, EntityRef, EventOperation, EventRecord, JsonObject, Storage } from "../types.js";
+import { checkCommit } from "./commit-check.js";
 import { mysqlConfig } from "./mysql-config.js";
 import { type ErrorContext, isDeadlock, isFatal, isVersionFence, mysqlError } from "./mysql-errors.js";
 import { type MysqlTables, migrate, mysqlStatements, mysqlTables, publishBatch } from "./mysql-schema.js";
@@ -113,18 +114,6 @@ function toEvent(row: EventRow): EventRecord {
     claims: parseJson(row.claims),
     time: BigInt(row.time),
   };
-}
-
-function checkCommit({ event, expectedVersion }: Commit): void {
-  if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
-    throw new Error(`expectedVersion must be a non-negative integer, got ${expectedVersion}`);
-  }
-  if (event.version !== expectedVersion + 1) {
-    throw new Error(`event version ${event.version} must be expectedVersion + 1 (${expectedVersion + 1})`);
-  }
-  if (typeof event.time !== "bigint") {
-    throw new Error("event time must be a bigint of nanoseconds");
-  }
 }
 
 async function rollback(conn: PoolConnection): Promise<boolean> {

@@ -21,6 +21,7 @@ import type {
   JsonObject,
   Storage,
 } from "../types.js";
+import { checkCommit } from "./commit-check.js";
 import { createStatementCache, filterPart, orderPart, pageParams } from "./sqlite-search.js";
 
 /** Options of {@link createSqliteStorage}. */
@@ -107,18 +108,6 @@ function toEvent(row: EventRow): EventRecord {
     claims: JSON.parse(row.claims) as JsonObject,
     time: row.time,
   };
-}
-
-function checkCommit({ event, expectedVersion }: Commit): void {
-  if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 0) {
-    throw new Error(`expectedVersion must be a non-negative integer, got ${expectedVersion}`);
-  }
-  if (event.version !== expectedVersion + 1) {
-    throw new Error(`event version ${event.version} must be expectedVersion + 1 (${expectedVersion + 1})`);
-  }
-  if (typeof event.time !== "bigint") {
-    throw new Error("event time must be a bigint of nanoseconds");
-  }
 }
 
 /**
