@@ -2,8 +2,9 @@
 // Makes sure the backends the tests talk to are reachable before any test runs.
 // MariaDB, PostgreSQL, Redis, RabbitMQ and NATS are expected to be running
 // already (CI machines start them); Memcached is installed with apt and started
-// here when missing. Anything still unreachable stops the run with a message
-// naming it: a test that needs a service fails, it never skips.
+// here when missing, and Chromium, for the browser tests, is installed with apt
+// when missing. Anything still unreachable stops the run with a message naming
+// it: a test that needs a service fails, it never skips.
 //
 // Elsewhere, point the tests at your own servers with the STATEGATE_TEST_*
 // variables (see README, "Running the tests").
@@ -65,8 +66,20 @@ async function ensureMemcached() {
   if (!(await waitFor(addr, 10_000))) throw new Error(`memcached did not start on ${addr}`);
 }
 
+/**
+ * The browser tests drive Debian's Chromium through playwright-core (which
+ * cannot download a browser here): install it with apt when it is missing.
+ */
+function ensureChromium() {
+  if (existsSync("/usr/bin/chromium")) return;
+  console.error("stategate: installing chromium with apt …");
+  sh("apt-get", ["update", "-qq"]);
+  sh("apt-get", ["install", "-y", "-qq", "chromium"]);
+}
+
 /** Ensures every service is up; throws naming the first one that is not. */
 export async function ensureServices() {
+  ensureChromium();
   await ensureMemcached();
   for (const [name, addr] of Object.entries(services)) {
     if (!(await waitFor(addr, 5_000))) {

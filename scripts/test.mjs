@@ -35,7 +35,7 @@ const files = process.argv.length > 2 ? process.argv.slice(2) : findTests(join(r
 if (process.argv.length <= 2) {
   check("biome (lint and format)", "biome", ["check", "."]);
   check("buf lint", "buf", ["lint"]);
-  for (const pkg of ["providers", "server"]) {
+  for (const pkg of ["providers", "server", "sdk-web"]) {
     check(`type-check of packages/${pkg} tests`, "tsc", ["-p", join("packages", pkg, "tsconfig.test.json")]);
   }
 }

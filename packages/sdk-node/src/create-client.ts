@@ -5,8 +5,8 @@ import {
   createGrpcWebTransport,
   Http2SessionManager,
 } from "@connectrpc/connect-node";
-import type { StategateClient } from "@stategate/api";
-import { createStategateClient } from "@stategate/api";
+import type { StategateClient, TokenSource } from "@stategate/api";
+import { bearerToken, createStategateClient } from "@stategate/api";
 
 /** The wire protocol a client speaks. All three reach the same handlers on the same port. */
 export type Protocol = "grpc" | "grpc-web" | "connect";
@@ -23,7 +23,7 @@ export interface ClientOptions {
    */
   binary?: boolean;
   /** A bearer token, or a function that returns the current one (called per request). */
-  token?: string | (() => string | Promise<string>);
+  token?: TokenSource;
   /** HTTP version for gRPC-Web and Connect; gRPC always uses HTTP/2. Defaults to "2". */
   httpVersion?: "1.1" | "2";
   /** Extra interceptors, run before the token is attached. */
@@ -51,14 +51,7 @@ export function createClient(options: ClientOptions): NodeClient {
 
 function createTransport(options: ClientOptions, sessionManager: Http2SessionManager): Transport {
   const interceptors = [...(options.interceptors ?? [])];
-  const { token } = options;
-  if (token !== undefined) {
-    interceptors.push((next) => async (req) => {
-      const value = typeof token === "function" ? await token() : token;
-      req.header.set("authorization", `Bearer ${value}`);
-      return next(req);
-    });
-  }
+  if (options.token !== undefined) interceptors.push(bearerToken(options.token));
   const useBinaryFormat = options.binary ?? true;
   const httpVersion = options.httpVersion ?? "2";
   const common = { baseUrl: options.baseUrl, interceptors, sessionManager };

@@ -9,7 +9,7 @@
  */
 
 export { Code, ConnectError } from "@connectrpc/connect";
-export type { CacheClient, CachedValue, StategateClient } from "@stategate/api";
-export { createStategateClient, expiresIn } from "@stategate/api";
+export type { CacheClient, CachedValue, Entity, Event, StategateClient, TokenSource } from "@stategate/api";
+export { createStategateClient, EventOperation, expiresIn } from "@stategate/api";
 export type { ClientOptions, NodeClient, Protocol } from "./create-client.js";
 export { createClient } from "./create-client.js";

@@ -1,6 +1,8 @@
 import { join } from "node:path";
-
+import { cors } from "@connectrpc/connect";
 import type { ProviderSpec } from "@stategate/providers";
+import type { AuthConfig } from "./auth/config.js";
+import { isLoopback, loadAuthConfig } from "./auth/config.js";
 
 /** The gateway's configuration, parsed and checked once at start-up. */
 export interface Config {
@@ -19,7 +21,30 @@ export interface Config {
   shutdownGraceMs: number;
   /** STATEGATE_MAX_REQUEST_BYTES: the largest request message accepted, default 4 MiB. */
   maxRequestBytes: number;
+  /** Authentication: STATEGATE_AUTH_DISABLED, STATEGATE_JWKS_URI and the STATEGATE_JWT_* variables. */
+  auth: AuthConfig;
+  /** Which browser origins may call the gateway, and with what (STATEGATE_CORS_*). */
+  cors: CorsConfig;
 }
+
+/** Cross-origin access for browsers; with no origins the gateway sends no CORS headers. */
+export interface CorsConfig {
+  /** STATEGATE_CORS_ALLOW_ORIGINS: origins such as "https://app.example.com", or "*"; default none. */
+  allowOrigins: string[];
+  /** STATEGATE_CORS_ALLOW_METHODS, upper case; "*" allows whatever a preflight asks for. */
+  allowMethods: string[];
+  /** STATEGATE_CORS_ALLOW_HEADERS, lower case; "*" allows whatever a preflight asks for. */
+  allowHeaders: string[];
+}
+
+/** REST uses every verb; gRPC-Web and Connect need only POST and GET (`cors.allowedMethods`). */
+const defaultCorsMethods = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/**
+ * What gRPC-Web and Connect clients send (`cors.allowedHeaders`), plus the
+ * bearer token, a caller's own request id, and the header EventSource sends
+ * when it reconnects to a server-sent event stream.
+ */
+const defaultCorsHeaders = [...cors.allowedHeaders, "authorization", "x-request-id", "last-event-id"];
 
 /** A configuration value is wrong; the message names the variable and what was expected. */
 export class ConfigError extends Error {
@@ -47,9 +72,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (level && !(levels as readonly string[]).includes(level)) {
     throw new ConfigError("STATEGATE_LOG_LEVEL", `expected one of ${levels.join(", ")}, got "${level}"`);
   }
+  const host = env.STATEGATE_HOST?.trim() || "127.0.0.1";
+  const auth = loadAuthConfig(env, (variable, message) => new ConfigError(variable, message));
+  // Like Redis's protected mode: with nothing configured, only this machine can call.
+  if (auth.mode === "loopback" && !isLoopback(host)) {
+    throw new ConfigError(
+      "STATEGATE_HOST",
+      `listening on ${host} needs authentication: set STATEGATE_JWKS_URI, or STATEGATE_AUTH_DISABLED=true to serve anyone`,
+    );
+  }
   return {
+    auth,
     port: parseIntVar(env, "STATEGATE_PORT", 8080, 0, 65535),
-    host: env.STATEGATE_HOST?.trim() || "127.0.0.1",
+    host,
     logLevel: (level as Config["logLevel"]) || (debug ? "debug" : "info"),
     dataDir: env.STATEGATE_DATA_DIR?.trim() || join(process.cwd(), "data"),
     storage: parseProvider(env, "STATEGATE_STORAGE_PROVIDER", "sqlite"),
@@ -57,6 +92,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     channel: parseProvider(env, "STATEGATE_CHANNEL_PROVIDER", "memory"),
     shutdownGraceMs: parseIntVar(env, "STATEGATE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     maxRequestBytes: parseIntVar(env, "STATEGATE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    cors: {
+      allowOrigins: parseOrigins(env, "STATEGATE_CORS_ALLOW_ORIGINS"),
+      allowMethods: parseTokens(
+        env,
+        "STATEGATE_CORS_ALLOW_METHODS",
+        defaultCorsMethods,
+        "HTTP methods such as GET,POST",
+      ).map((m) => m.toUpperCase()),
+      allowHeaders: parseTokens(
+        env,
+        "STATEGATE_CORS_ALLOW_HEADERS",
+        defaultCorsHeaders,
+        "header names such as authorization",
+      ).map((h) => h.toLowerCase()),
+    },
   };
 }
 
@@ -94,4 +144,63 @@ function parseProvider(env: NodeJS.ProcessEnv, name: string, fallback: string): 
     throw new ConfigError(name, `expected a "name" string, such as {"name": "${fallback}"}`);
   }
   return spec as ProviderSpec;
+}
+
+/** A comma-separated list; blanks around items and empty items are ignored. */
+function parseList(env: NodeJS.ProcessEnv, name: string): string[] | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  return raw
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+}
+
+/** HTTP token characters (RFC 9110), the syntax of both method and header names. */
+const tokenPattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+function parseTokens(env: NodeJS.ProcessEnv, name: string, fallback: string[], expected: string): string[] {
+  const items = parseList(env, name);
+  if (items === undefined) return fallback;
+  if (items.length === 0)
+    throw new ConfigError(name, `expected a comma-separated list of ${expected}, got "${env[name]}"`);
+  for (const item of items) {
+    if (!tokenPattern.test(item)) {
+      throw new ConfigError(name, `expected a comma-separated list of ${expected} or "*", got "${item}"`);
+    }
+  }
+  return items;
+}
+
+/**
+ * Origins as browsers send them in the Origin header: http or https, host, and
+ * a port unless it is the scheme's default (given anyway, it is dropped).
+ * "*" stands for any origin.
+ */
+function parseOrigins(env: NodeJS.ProcessEnv, name: string): string[] {
+  return (parseList(env, name) ?? []).map((item) => {
+    if (item === "*") return item;
+    let url: URL | undefined;
+    try {
+      url = new URL(item);
+    } catch {
+      url = undefined;
+    }
+    // "https://*.example.com" parses, but no browser sends it: refuse rather than never match.
+    const bare =
+      url &&
+      url.pathname === "/" &&
+      !url.search &&
+      !url.hash &&
+      !url.username &&
+      !url.password &&
+      !url.hostname.includes("*");
+    if (!url || !bare || (url.protocol !== "http:" && url.protocol !== "https:")) {
+      throw new ConfigError(
+        name,
+        `expected "*" or origins such as https://app.example.com:8443 (scheme, host, optional port; no path), got "${item}"`,
+      );
+    }
+    return url.origin;
+  });
 }

@@ -15,8 +15,10 @@ import {
 import type { Cache, Channel, Storage } from "@stategate/providers";
 import { createCache, createChannel, createStorage, ProviderConfigError } from "@stategate/providers";
 import type { Logger } from "pino";
+import { createVerifier } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import { ConfigError } from "./config.js";
+import { withCors } from "./front/cors.js";
 import type { AnyRequest, AnyResponse, Door, DoorContext } from "./front/door.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { createGraphqlDoor } from "./front/graphql/index.js";
@@ -97,7 +99,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       router.service(CacheService, createCacheService(deps));
       router.service(MutexService, createMutexService(deps));
     };
-    const interceptors = createInterceptors(log);
+    const interceptors = createInterceptors(log, createVerifier(config.auth, log), config.auth.clockSkewSeconds * 1000);
+    if (config.auth.mode === "loopback") {
+      log.warn("no STATEGATE_JWKS_URI: callers are not authenticated, so only loopback is served (STATEGATE_HOST)");
+    } else if (config.auth.mode === "disabled") {
+      log.warn("STATEGATE_AUTH_DISABLED=true: callers are not authenticated");
+    }
     const doorContext: DoorContext = {
       services: [EntityService, EventService, PeerService, CacheService, MutexService],
       transport: createRouterTransport(routes, { router: { interceptors, readMaxBytes: config.maxRequestBytes } }),
@@ -118,7 +125,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       // What is not an RPC path may be REST or GraphQL.
       fallback: (req, res) => void serveDoors(doors, req, res, log),
     });
-    const listener = await listenOn(handler, config.host, config.port, (req, socket, head) =>
+    // CORS wraps every door at once: RPC, REST and GraphQL.
+    const listener = await listenOn(withCors(handler, config.cors), config.host, config.port, (req, socket, head) =>
       doors.some((door) => door.upgrade?.(req, socket, head)),
     );
     log.info(

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { kRequestId } from "./context.js";
+import type { Verifier } from "./auth/verifier.js";
+import { kClaims, kRequestId } from "./context.js";
 import { toWireError } from "./errors.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { validate } from "./services/rules.js";
@@ -22,6 +23,34 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+/**
+ * A stream opened with a token ends when the token does: UNAUTHENTICATED
+ * "token expired", so the client reconnects with a fresh one.
+ */
+async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAtMs: number): AsyncGenerator<T> {
+  const delay = expiresAtMs - Date.now();
+  // Past setTimeout's range (about 24.8 days), the stream is simply not cut.
+  if (delay > 2 ** 31 - 1) return yield* messages;
+  const it = messages[Symbol.asyncIterator]();
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<"expired">((resolve) => {
+    timer = setTimeout(() => resolve("expired"), Math.max(0, delay));
+  });
+  try {
+    while (true) {
+      const next = await Promise.race([it.next(), expired]);
+      if (next === "expired") {
+        void it.return?.();
+        throw new ConnectError("token expired", Code.Unauthenticated);
+      }
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The door a call came through: REST and GraphQL say so; the others show in the content type. */
 export function doorOf(contentType: string | null, declared: string | null = null): string {
   if (declared === "rest" || declared === "graphql") return declared;
@@ -37,7 +66,7 @@ export function doorOf(contentType: string | null, declared: string | null = nul
  * the log and out of responses. Stream errors raised mid-stream pass the same
  * boundary.
  */
-export function createInterceptors(log: Logger): Interceptor[] {
+export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 0): Interceptor[] {
   const boundary: Interceptor = (next) => async (req) => {
     const incoming = req.header.get("x-request-id");
     const requestId = incoming && requestIdPattern.test(incoming) ? incoming : randomUUID();
@@ -113,5 +142,15 @@ export function createInterceptors(log: Logger): Interceptor[] {
     });
   };
 
-  return [boundary, validation];
+  // Every call is authenticated when it starts, streams included; the claims
+  // travel in the call context to the handlers, which record them.
+  const authn: Interceptor = (next) => async (req) => {
+    const identity = await verify(req.header.get("authorization"));
+    req.contextValues.set(kClaims, identity.claims);
+    const res = await next(req);
+    if (!res.stream || identity.expiresAtMs === undefined) return res;
+    return { ...res, message: endAtExpiry(res.message, identity.expiresAtMs + clockSkewMs) };
+  };
+
+  return [boundary, authn, validation];
 }

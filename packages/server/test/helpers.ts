@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { ClientOptions, StategateClient } from "@stategate/sdk-node";
+import type { ClientOptions, NodeClient } from "@stategate/sdk-node";
 import { createClient } from "@stategate/sdk-node";
 import type { Gateway, GatewayOptions } from "../src/index.js";
 import { createLogger, loadConfig, startGateway } from "../src/index.js";
@@ -28,7 +28,7 @@ export interface TestGateway {
   gateway: Gateway;
   baseUrl: string;
   dataDir: string;
-  client(options?: Omit<ClientOptions, "baseUrl">): StategateClient;
+  client(options?: Omit<ClientOptions, "baseUrl">): NodeClient;
   close(): Promise<void>;
 }
 

@@ -111,7 +111,16 @@ describe("the stategate process", () => {
         [{ STATEGATE_PORT: String(busy.port) }, /^stategate: STATEGATE_PORT: port \d+ on 127.0.0.1 is already in use$/],
         [{ STATEGATE_DATA_DIR: "/proc/stategate-test/x" }, /^stategate: STATEGATE_DATA_DIR: cannot open the provider/],
         [{ STATEGATE_DATA_DIR: "/dev/null" }, /^stategate: STATEGATE_DATA_DIR: /],
-        [{ STATEGATE_HOST: "999.1.1.1" }, /^stategate: STATEGATE_HOST: cannot listen on "999.1.1.1"/],
+        [
+          { STATEGATE_HOST: "999.1.1.1", STATEGATE_AUTH_DISABLED: "true" },
+          /^stategate: STATEGATE_HOST: cannot listen on "999.1.1.1"/,
+        ],
+        [
+          { STATEGATE_HOST: "0.0.0.0" },
+          /^stategate: STATEGATE_HOST: listening on 0.0.0.0 needs authentication: set STATEGATE_JWKS_URI/,
+        ],
+        [{ STATEGATE_JWKS_URI: "ftp://x" }, /^stategate: STATEGATE_JWKS_URI: expected an http\(s\) URL/],
+        [{ STATEGATE_JWT_ALGORITHMS: "RS256,HS256" }, /^stategate: STATEGATE_JWT_ALGORITHMS: "HS256" is not allowed/],
         [
           { STATEGATE_STORAGE_PROVIDER: JSON.stringify({ name: "sqlite", path: garbage }) },
           /^stategate: STATEGATE_STORAGE_PROVIDER: cannot open the provider/,

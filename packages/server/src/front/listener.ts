@@ -66,9 +66,27 @@ export async function listen(handler: Handler, host: string, port: number, upgra
     });
   });
 
+  // HTTP/1.1 requests in flight per socket: at shutdown, a socket with none is
+  // idle keep-alive and is closed at once (closeIdleConnections does not see
+  // sockets handed over with emit("connection")); a busy one when it is done.
+  const busy = new Map<net.Socket, number>();
+  let closing = false;
+  h1.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket as net.Socket;
+    busy.set(socket, (busy.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      const left = (busy.get(socket) ?? 1) - 1;
+      busy.set(socket, left);
+      if (closing && left === 0) socket.destroy();
+    });
+  });
+
   const server = net.createServer((socket) => {
     sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+    socket.on("close", () => {
+      sockets.delete(socket);
+      busy.delete(socket);
+    });
     socket.on("error", () => socket.destroy());
     socket.setTimeout(PEEK_TIMEOUT_MS, () => socket.destroy());
     let seen = Buffer.alloc(0);
@@ -82,6 +100,7 @@ export async function listen(handler: Handler, host: string, port: number, upgra
       socket.off("readable", onReadable);
       socket.setTimeout(0);
       socket.unshift(seen);
+      if (!isH2) busy.set(socket, 0);
       (isH2 ? h2 : h1).emit("connection", socket as Duplex);
     };
     socket.on("readable", onReadable);
@@ -98,18 +117,16 @@ export async function listen(handler: Handler, host: string, port: number, upgra
   return {
     port: (server.address() as net.AddressInfo).port,
     async close(graceMs) {
+      closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of sessions) session.close();
-      h1.closeIdleConnections();
+      for (const [socket, inFlight] of busy) if (inFlight === 0) socket.destroy();
       const timer = setTimeout(() => {
         for (const session of sessions) session.destroy();
         for (const socket of sockets) socket.destroy();
       }, graceMs);
       timer.unref();
-      // Idle HTTP/1.1 keep-alive sockets are closed as their requests finish.
-      const idle = setInterval(() => h1.closeIdleConnections(), 50);
       await closed;
-      clearInterval(idle);
       clearTimeout(timer);
     },
   };

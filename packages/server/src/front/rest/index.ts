@@ -1,6 +1,93 @@
+import type { Writable } from "node:stream";
+import type { DescMethod, Message } from "@bufbuild/protobuf";
+import { createRegistry } from "@bufbuild/protobuf";
+import type { CallOptions } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import type { Door, DoorContext } from "../door.js";
+import { callOptions, decodeRequest } from "./request.js";
+import { responseJson, toConnectError, writeError, writeJson } from "./response.js";
+import { createRouteTable, httpBindings } from "./routes.js";
+import { applyLastEventId, streamFormat, writeStream } from "./stream.js";
 
-/** REST routes from the google.api.http rules. Not served yet. */
-export function createRestDoor(_ctx: DoorContext): Door {
-  return { handle: async () => false };
+export type { HttpBinding, Route, RouteMatch, RouteTable } from "./routes.js";
+export { createRouteTable, httpBindings } from "./routes.js";
+
+/** A client method, looked up by name: unary ones resolve, server-streaming ones iterate. */
+type Call = (request: Message, options: CallOptions) => Promise<Message> | AsyncIterable<Message>;
+
+/**
+ * REST routes derived at start-up from the `google.api.http` rules of the
+ * served methods. Each request becomes the same call as its RPC, made
+ * in-process through `ctx.transport`, so the interceptors (request id, log,
+ * validation, error boundary) run as for any other door. Server-streaming
+ * methods answer as Server-Sent Events, or NDJSON when Accept asks for it.
+ * Throws at start-up when two rules clash or a rule cannot be served.
+ *
+ * @example
+ * const door = createRestDoor(doorContext);
+ * // GET /api/entity/ref/acme/user/ada → EntityService.Get({domain:"acme", type:"user", key:"ada"})
+ */
+export function createRestDoor(ctx: DoorContext): Door {
+  const table = createRouteTable(httpBindings(ctx.services));
+  const registry = createRegistry(...ctx.services.map((s) => s.file));
+  const calls = new Map<DescMethod, Call>();
+  for (const service of ctx.services) {
+    const client = createClient(service, ctx.transport) as unknown as Record<string, Call>;
+    for (const method of service.methods) calls.set(method, client[method.localName]!);
+  }
+
+  return {
+    async handle(req, res) {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const match = table.match(req.method ?? "", q < 0 ? url : url.slice(0, q));
+      if (!match) return false;
+      const { route } = match;
+      // The response closes when it is done or when the client leaves; either way the call is over.
+      const client = new AbortController();
+      (res as Writable).once("close", () => client.abort());
+      let requestId: string | null = null;
+      try {
+        const message = await decodeRequest(
+          match,
+          q < 0 ? "" : url.slice(q + 1),
+          req,
+          ctx.config.maxRequestBytes,
+          registry,
+        );
+        // Every route's method is one of ctx.services, so it has its call.
+        const call = calls.get(route.method)!;
+        const options: CallOptions = {
+          ...callOptions(req, ctx.doorHeader),
+          signal: client.signal,
+          onHeader: (h) => {
+            requestId = h.get("x-request-id");
+          },
+        };
+        if (route.method.methodKind === "server_streaming") {
+          applyLastEventId(route, message, req);
+          // The shutdown ends the call too, so the response ends and the listener can close.
+          const signal = AbortSignal.any([client.signal, ctx.shutdown]);
+          const messages = call(message, { ...options, signal }) as AsyncIterable<Message>;
+          await writeStream(res, route, messages, {
+            format: streamFormat(req),
+            gone: client.signal,
+            shutdown: ctx.shutdown,
+            requestId: () => requestId,
+            registry,
+            log: ctx.log,
+          });
+        } else {
+          const output = await (call(message, options) as Promise<Message>);
+          if (!client.signal.aborted) writeJson(res, 200, responseJson(route, output, registry), requestId);
+        }
+      } catch (err) {
+        const error = toConnectError(err, ctx.log);
+        if (client.signal.aborted) return true;
+        if (res.headersSent) res.end();
+        else writeError(res, error);
+      }
+      return true;
+    },
+  };
 }

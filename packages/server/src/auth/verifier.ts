@@ -1,0 +1,95 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { JsonObject } from "@stategate/providers";
+import type { JWTPayload, RemoteJWKSet } from "jose";
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
+import type { Logger } from "pino";
+import type { AuthConfig } from "./config.js";
+
+/** Verified claims, and when the token stops being valid (ms since the epoch). */
+export interface Identity {
+  claims: JsonObject;
+  expiresAtMs?: number;
+}
+
+/** Turns an `authorization` header into verified claims, or throws UNAUTHENTICATED / UNAVAILABLE. */
+export type Verifier = (authorization: string | null) => Promise<Identity>;
+
+const anonymous: Identity = { claims: {} };
+
+/**
+ * Builds the verifier for the configured mode. With JWT, tokens are checked
+ * against the remote key set (cached, refetched for an unknown `kid` at most
+ * once per cooldown), for signature, allowed `alg`, exp, nbf, and iss/aud when
+ * configured, all with the clock-skew allowance.
+ */
+export function createVerifier(config: AuthConfig, log: Logger): Verifier {
+  if (config.mode !== "jwt" || !config.jwksUri) return async () => anonymous;
+  const remote: RemoteJWKSet = createRemoteJWKSet(config.jwksUri, {
+    timeoutDuration: config.jwksTimeoutMs,
+    cooldownDuration: config.jwksCooldownMs,
+    cacheMaxAge: config.jwksMaxAgeMs,
+  });
+  const options = {
+    algorithms: config.algorithms,
+    issuer: config.issuer,
+    audience: config.audience,
+    clockTolerance: config.clockSkewSeconds,
+  };
+
+  return async (authorization) => {
+    if (!authorization) throw unauthenticated("missing bearer token");
+    const match = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(authorization.trim());
+    if (!match?.[1]) throw unauthenticated('authorization must be "Bearer <token>"');
+    const token = match[1];
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, remote, options));
+    } catch (err) {
+      if (!isUnreachable(err)) throw toUnauthenticated(err);
+      // The key set cannot be fetched right now: the keys fetched before still count.
+      const cached = remote.jwks();
+      if (!cached) {
+        log.warn({ err }, "JWKS unreachable and no keys cached");
+        throw new ConnectError("cannot verify tokens right now", Code.Unavailable);
+      }
+      try {
+        ({ payload } = await jwtVerify(token, createLocalJWKSet(cached), options));
+      } catch (again) {
+        if (again instanceof errors.JWKSNoMatchingKey) {
+          log.warn({ err }, "JWKS unreachable and no cached key matches");
+          throw new ConnectError("cannot verify tokens right now", Code.Unavailable);
+        }
+        throw toUnauthenticated(again);
+      }
+    }
+    return { claims: payload as JsonObject, expiresAtMs: payload.exp === undefined ? undefined : payload.exp * 1000 };
+  };
+}
+
+function unauthenticated(reason: string): ConnectError {
+  return new ConnectError(reason, Code.Unauthenticated);
+}
+
+/** A network failure or timeout fetching keys: not the token's fault. */
+function isUnreachable(err: unknown): boolean {
+  if (err instanceof errors.JWKSTimeout) return true;
+  // fetch() failures surface as TypeError("fetch failed"); a non-2xx answer as a JOSEError with that message.
+  if (err instanceof TypeError) return true;
+  return err instanceof errors.JOSEError && /Expected 200 OK/i.test(err.message);
+}
+
+/** A short reason the caller can act on; verifier internals stay out. */
+function toUnauthenticated(err: unknown): ConnectError {
+  if (err instanceof errors.JWTExpired) return unauthenticated("token expired");
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    const claim = err.claim;
+    if (claim === "nbf") return unauthenticated("token not valid yet");
+    if (claim === "iss") return unauthenticated("token issuer not accepted");
+    if (claim === "aud") return unauthenticated("token audience not accepted");
+    return unauthenticated(`token claim "${claim}" not accepted`);
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed) return unauthenticated("token algorithm not accepted");
+  if (err instanceof errors.JWKSNoMatchingKey) return unauthenticated("token signed by an unknown key");
+  if (err instanceof errors.JWSSignatureVerificationFailed) return unauthenticated("token signature invalid");
+  return unauthenticated("token invalid");
+}

@@ -1,0 +1,108 @@
+import type { DescMethod, DescService, JsonValue, Message } from "@bufbuild/protobuf";
+import { fromJson, toJson } from "@bufbuild/protobuf";
+import type { CallOptions } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import type { DoorContext } from "../door.js";
+import { toGraphqlError } from "./errors.js";
+
+/** What a resolver knows of the request that carried the operation: the headers to pass on to the RPC. */
+export interface CallContext {
+  headers: Headers;
+}
+
+/** The headers a GraphQL request passes on to the RPCs it makes: the credentials and the request id. */
+export function callHeaders(ctx: DoorContext, authorization: unknown, requestId: unknown): Headers {
+  const headers = new Headers({ [ctx.doorHeader]: "graphql" });
+  if (typeof authorization === "string" && authorization) headers.set("authorization", authorization);
+  if (typeof requestId === "string" && requestId) headers.set("x-request-id", requestId);
+  return headers;
+}
+
+type AnyClient = Record<string, (input: Message, options: CallOptions) => unknown>;
+
+/** Runs GraphQL fields as RPCs through the gateway's own handlers. */
+export interface Caller {
+  /** Calls a unary method; resolves to its response in the proto3 JSON mapping. */
+  unary(method: DescMethod, args: unknown, context: CallContext): Promise<unknown>;
+  /** Opens a server stream; each message arrives in the proto3 JSON mapping, an error as a GraphQLError. */
+  stream(method: DescMethod, args: unknown, context: CallContext): AsyncIterableIterator<unknown>;
+}
+
+/** Creates the caller: one in-process Connect client per service. */
+export function createCaller(ctx: DoorContext): Caller {
+  const clients = new Map<DescService, AnyClient>();
+  const clientOf = (service: DescService): AnyClient => {
+    let client = clients.get(service);
+    if (!client) {
+      client = createClient(service, ctx.transport) as unknown as AnyClient;
+      clients.set(service, client);
+    }
+    return client;
+  };
+  const output = (method: DescMethod, message: Message) =>
+    // Every implicit field is written so that non-null GraphQL fields always have a value.
+    toJson(method.output, message, { alwaysEmitImplicit: true });
+  const invoke = (method: DescMethod, args: unknown, options: CallOptions): unknown => {
+    let input: Message;
+    try {
+      input = fromJson(method.input, args as JsonValue);
+    } catch (err) {
+      // A value the protobuf runtime refuses (an int64 out of range, a malformed timestamp) is bad input.
+      throw new ConnectError(err instanceof Error ? err.message : String(err), Code.InvalidArgument);
+    }
+    return clientOf(method.parent)[method.localName]?.(input, options);
+  };
+
+  return {
+    async unary(method, args, context) {
+      try {
+        const response = (await invoke(method, args, { headers: context.headers })) as Message;
+        return output(method, response);
+      } catch (err) {
+        throw toGraphqlError(err, ctx);
+      }
+    },
+
+    stream(method, args, context) {
+      // The iterator is hand-written, not an async generator: a generator waiting
+      // for the next event cannot be returned, so an unsubscribe would leave the
+      // RPC stream open until the next event arrived.
+      const cancel = new AbortController();
+      const signal = AbortSignal.any([cancel.signal, ctx.shutdown]);
+      let messages: AsyncIterator<Message> | undefined;
+      let done = false;
+      const finished = { done: true, value: undefined } as const;
+      const finish = () => {
+        done = true;
+        cancel.abort();
+        return finished;
+      };
+      return {
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+        async next() {
+          if (done) return finished;
+          try {
+            messages ??= (invoke(method, args, { headers: context.headers, signal }) as AsyncIterable<Message>)[
+              Symbol.asyncIterator
+            ]();
+            const next = await messages.next();
+            if (next.done || done) return finish();
+            return { done: false, value: output(method, next.value) };
+          } catch (err) {
+            // Cancelled by the subscriber or by shutdown: the stream just ends.
+            if (done || signal.aborted) return finish();
+            finish();
+            // Delivered as the last payload: the field resolver throws it, so it reaches
+            // the client as a GraphQL error (with its code) before the stream completes.
+            return { done: false, value: toGraphqlError(err, ctx) };
+          }
+        },
+        async return() {
+          return finish();
+        },
+      };
+    },
+  };
+}

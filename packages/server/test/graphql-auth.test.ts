@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import type { Server } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import type { ExecutionResult } from "graphql";
+import { createClient as createSseClient } from "graphql-sse";
+import { createClient as createWsClient } from "graphql-ws";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { WebSocket } from "ws";
+import type { TestGateway } from "./helpers.js";
+import { startTestGateway, unique, until } from "./helpers.js";
+
+// The GraphQL door passes credentials on to the RPCs it makes: the HTTP
+// Authorization header, and over WebSocket the connection_init payload.
+
+const ISSUER = "https://issuer.test";
+const AUDIENCE = "stategate";
+let jwks: Server;
+let tg: TestGateway;
+let token: string;
+
+before(async () => {
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" };
+  jwks = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
+  token = await new SignJWT({ sub: "graphql-user" })
+    .setProtectedHeader({ alg: "ES256", kid: "k1" })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt()
+    .setExpirationTime("10m")
+    .sign(privateKey);
+  tg = await startTestGateway({
+    STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+    STATEGATE_JWT_ISSUER: ISSUER,
+    STATEGATE_JWT_AUDIENCE: AUDIENCE,
+  });
+});
+after(async () => {
+  await tg?.close();
+  jwks?.closeAllConnections();
+  await new Promise((resolve) => jwks?.close(resolve));
+});
+
+async function post(query: string, authorization?: string): Promise<ExecutionResult<Record<string, any>>> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (authorization) headers.authorization = authorization;
+  const res = await fetch(`${tg.baseUrl}/api/graphql`, { method: "POST", headers, body: JSON.stringify({ query }) });
+  return (await res.json()) as ExecutionResult<Record<string, any>>;
+}
+
+/** Subscribes to one domain's events; resolves with the first result. */
+function firstEvent(
+  client: {
+    subscribe(
+      op: { query: string },
+      sink: { next(r: unknown): void; error(e: unknown): void; complete(): void },
+    ): () => void;
+  },
+  domain: string,
+): { first: Promise<ExecutionResult<Record<string, any>>>; stop(): void } {
+  let stop = () => {};
+  const first = new Promise<ExecutionResult<Record<string, any>>>((resolve, reject) => {
+    stop = client.subscribe(
+      { query: `subscription { eventStream(domain: "${domain}", type: "*") { event { entity { key } } } }` },
+      { next: (r) => resolve(r as ExecutionResult<Record<string, any>>), error: reject, complete: () => {} },
+    );
+  });
+  return { first, stop: () => stop() };
+}
+
+describe("GraphQL credentials", () => {
+  it("the Authorization header reaches the RPC: its claims are recorded, its absence refused", async () => {
+    const domain = unique("gql-auth");
+    const set = `mutation { entitySet(domain: "${domain}", type: "user", key: "ada", values: {}) { event { claims } } }`;
+    const refused = await post(set);
+    assert.equal(refused.errors?.[0]?.extensions?.code, "UNAUTHENTICATED");
+    const done = await post(set, `Bearer ${token}`);
+    assert.equal(done.errors, undefined);
+    assert.equal(done.data?.entitySet.event.claims.sub, "graphql-user");
+  });
+
+  it("a WebSocket takes the token from connection_init, an SSE stream from its header", async () => {
+    const domain = unique("gql-auth");
+    const url = `${tg.baseUrl}/api/graphql`;
+    const ws = createWsClient({
+      url: url.replace(/^http/, "ws"),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${token}` },
+    });
+    const anonymous = createWsClient({ url: url.replace(/^http/, "ws"), webSocketImpl: WebSocket, retryAttempts: 0 });
+    const sse = createSseClient({ url, retryAttempts: 0, headers: { authorization: `Bearer ${token}` } });
+    try {
+      const denied = firstEvent(anonymous, domain);
+      assert.equal((await denied.first).errors?.[0]?.extensions?.code, "UNAUTHENTICATED");
+      const subs = [firstEvent(ws, domain), firstEvent(sse, domain)];
+      await until(() => tg.gateway.openStreams() === 2);
+      await post(
+        `mutation { entitySet(domain: "${domain}", type: "u", key: "k", values: {}) { event { id } } }`,
+        `Bearer ${token}`,
+      );
+      for (const sub of subs)
+        assert.deepEqual(await sub.first, { data: { eventStream: { event: { entity: { key: "k" } } } } });
+      for (const sub of subs) sub.stop();
+      await until(() => tg.gateway.openStreams() === 0);
+    } finally {
+      await Promise.all([ws.dispose(), anonymous.dispose()]);
+      sse.dispose();
+    }
+  });
+});
