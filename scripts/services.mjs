@@ -17,6 +17,9 @@ export const services = {
   mysql: process.env.STATEGATE_TEST_MYSQL_ADDR ?? "127.0.0.1:3306",
   rabbitmq: process.env.STATEGATE_TEST_AMQP_ADDR ?? "127.0.0.1:5672",
   memcached: process.env.STATEGATE_TEST_MEMCACHED_ADDR ?? "127.0.0.1:11211",
+  postgres: process.env.STATEGATE_TEST_POSTGRES_ADDR ?? "127.0.0.1:5432",
+  redis: process.env.STATEGATE_TEST_REDIS_ADDR ?? "127.0.0.1:6379",
+  nats: process.env.STATEGATE_TEST_NATS_ADDR ?? "127.0.0.1:4222",
 };
 
 function reachable(addr, timeoutMs = 1_000) {
