@@ -112,6 +112,16 @@ async function grpcCode(authorization: string | undefined): Promise<string> {
   }
 }
 
+/** The same call through the REST route: HTTP status and body. */
+async function restCall(
+  authorization: string | undefined,
+): Promise<{ status: number; body: { code?: string; message?: string } }> {
+  const headers: Record<string, string> = {};
+  if (authorization) headers.authorization = authorization;
+  const res = await fetch(`${tg.baseUrl}/api/entity/search?domain=auth&type=t`, { headers });
+  return { status: res.status, body: (await res.json()) as { code?: string; message?: string } };
+}
+
 /** The same call over Connect JSON with plain fetch: HTTP status and body. */
 async function httpCall(
   authorization: string | undefined,
@@ -130,8 +140,8 @@ describe("JWT authentication", () => {
   it("accepts RS256 and ES256 tokens from the JWKS", async () => {
     assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`), "OK");
     assert.equal(await grpcCode(`Bearer ${await sign(ec)}`), "OK");
-    const { status } = await httpCall(`Bearer ${await sign(ec)}`);
-    assert.equal(status, 200);
+    assert.equal((await httpCall(`Bearer ${await sign(ec)}`)).status, 200);
+    assert.equal((await restCall(`Bearer ${await sign(rsa)}`)).status, 200);
   });
 
   it("refuses every attack token with UNAUTHENTICATED, over gRPC and HTTP", async () => {
@@ -158,11 +168,16 @@ describe("JWT authentication", () => {
     };
     for (const [name, authorization] of Object.entries(attacks)) {
       assert.equal(await grpcCode(authorization || undefined), "Unauthenticated", `gRPC: ${name}`);
-      const { status, body } = await httpCall(authorization || undefined);
-      assert.equal(status, 401, `HTTP: ${name}`);
-      assert.equal(body.code, "unauthenticated", `HTTP: ${name}`);
-      assert.ok((body.message ?? "").length < 80, `a short reason: ${body.message}`);
-      assert.doesNotMatch(body.message ?? "", /jose|JWS|JWK|at .*\.js/, `no verifier internals: ${body.message}`);
+      for (const [door, call] of [
+        ["Connect", httpCall],
+        ["REST", restCall],
+      ] as const) {
+        const { status, body } = await call(authorization || undefined);
+        assert.equal(status, 401, `${door}: ${name}`);
+        assert.equal(body.code, "unauthenticated", `${door}: ${name}`);
+        assert.ok((body.message ?? "").length < 80, `a short reason: ${body.message}`);
+        assert.doesNotMatch(body.message ?? "", /jose|JWS|JWK|at .*\.js/, `no verifier internals: ${body.message}`);
+      }
     }
   });
 
