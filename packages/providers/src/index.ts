@@ -14,10 +14,16 @@ export type { MemcachedCacheOptions } from "./cache/memcached.js";
 export { createMemcachedCache } from "./cache/memcached.js";
 export type { MemoryCacheOptions } from "./cache/memory.js";
 export { createMemoryCache } from "./cache/memory.js";
+export type { RedisCacheOptions, RedisTlsOptions } from "./cache/redis.js";
+export { createRedisCache } from "./cache/redis.js";
 export type { AmqpChannelOptions, AmqpTlsOptions } from "./channel/amqp.js";
 export { createAmqpChannel } from "./channel/amqp.js";
 export type { MemoryChannelOptions } from "./channel/memory.js";
 export { createMemoryChannel } from "./channel/memory.js";
+export type { NatsChannelOptions, NatsTlsOptions } from "./channel/nats.js";
+export { createNatsChannel } from "./channel/nats.js";
+export type { RedisChannelOptions, RedisChannelTlsOptions } from "./channel/redis.js";
+export { createRedisChannel } from "./channel/redis.js";
 export {
   ProviderClosedError,
   ProviderConfigError,
@@ -36,6 +42,8 @@ export {
 } from "./registry.js";
 export type { MysqlStorageOptions, MysqlTlsOptions } from "./storage/mysql.js";
 export { createMysqlStorage } from "./storage/mysql.js";
+export type { PostgresStorageOptions, PostgresTlsOptions } from "./storage/postgres.js";
+export { createPostgresStorage } from "./storage/postgres.js";
 export type { SqliteStorageOptions } from "./storage/sqlite.js";
 export { createSqliteStorage } from "./storage/sqlite.js";
 export type {

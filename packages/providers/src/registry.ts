@@ -9,10 +9,14 @@
 import { join } from "node:path";
 import { createMemcachedCache } from "./cache/memcached.js";
 import { createMemoryCache } from "./cache/memory.js";
+import { createRedisCache, type RedisTlsOptions } from "./cache/redis.js";
 import { type AmqpTlsOptions, createAmqpChannel } from "./channel/amqp.js";
 import { createMemoryChannel } from "./channel/memory.js";
+import { createNatsChannel, type NatsTlsOptions } from "./channel/nats.js";
+import { createRedisChannel, type RedisChannelTlsOptions } from "./channel/redis.js";
 import { ProviderConfigError } from "./errors.js";
 import { createMysqlStorage, type MysqlTlsOptions } from "./storage/mysql.js";
+import { createPostgresStorage, type PostgresTlsOptions } from "./storage/postgres.js";
 import { createSqliteStorage } from "./storage/sqlite.js";
 import type { Cache, Channel, Storage } from "./types.js";
 
@@ -74,6 +78,22 @@ const storageProviders: Record<string, Provider<Storage, ProviderDefaults>> = {
     },
     (o) => createMysqlStorage({ ...o, tls: o.tls as boolean | MysqlTlsOptions | undefined }),
   ),
+  postgres: provider(
+    {
+      url: "string",
+      addr: "string",
+      user: "string",
+      password: "string-or-empty",
+      database: "string",
+      schema: "string",
+      tablePrefix: "string",
+      poolSize: "number",
+      connectTimeoutMs: "number",
+      statementTimeoutMs: "number",
+      tls: "boolean|object",
+    },
+    (o) => createPostgresStorage({ ...o, tls: o.tls as boolean | PostgresTlsOptions | undefined }),
+  ),
 };
 
 const cacheProviders: Record<string, Provider<Cache, undefined>> = {
@@ -90,6 +110,20 @@ const cacheProviders: Record<string, Provider<Cache, undefined>> = {
       tls: "boolean",
     },
     (o) => createMemcachedCache(o),
+  ),
+  redis: provider(
+    {
+      url: "string",
+      addr: "string",
+      user: "string",
+      password: "string-or-empty",
+      db: "number",
+      prefix: "string",
+      timeoutMs: "number",
+      connectTimeoutMs: "number",
+      tls: "boolean|object",
+    },
+    (o) => createRedisCache({ ...o, tls: o.tls as boolean | RedisTlsOptions | undefined }),
   ),
 };
 
@@ -110,6 +144,39 @@ const channelProviders: Record<string, Provider<Channel, undefined>> = {
       tls: "boolean|object",
     },
     (o) => createAmqpChannel({ ...o, tls: o.tls as boolean | AmqpTlsOptions | undefined }),
+  ),
+  nats: provider(
+    {
+      addr: "string",
+      servers: "string",
+      user: "string",
+      password: "string",
+      token: "string",
+      prefix: "string",
+      tls: "boolean|object",
+      connectTimeoutMs: "number",
+      reconnectWaitMs: "number",
+      maxReconnectAttempts: "number",
+      pingIntervalMs: "number",
+      publishTimeoutMs: "number",
+    },
+    (o) => createNatsChannel({ ...o, tls: o.tls as boolean | NatsTlsOptions | undefined }),
+  ),
+  redis: provider(
+    {
+      url: "string",
+      addr: "string",
+      user: "string",
+      password: "string-or-empty",
+      db: "number",
+      prefix: "string",
+      tls: "boolean|object",
+      groupIdleMs: "number",
+      maxLen: "number",
+      connectTimeoutMs: "number",
+      commandTimeoutMs: "number",
+    },
+    (o) => createRedisChannel({ ...o, tls: o.tls as boolean | RedisChannelTlsOptions | undefined }),
   ),
 };
 

@@ -26,9 +26,9 @@ const configError = (option: string, message: RegExp) => (error: unknown) => {
 
 describe("provider registry", () => {
   it("lists the known provider names", () => {
-    assert.deepEqual([...storageProviderNames], ["sqlite", "mysql"]);
-    assert.deepEqual([...cacheProviderNames], ["memory", "memcached"]);
-    assert.deepEqual([...channelProviderNames], ["memory", "amqp"]);
+    assert.deepEqual([...storageProviderNames].sort(), ["mysql", "postgres", "sqlite"]);
+    assert.deepEqual([...cacheProviderNames].sort(), ["memcached", "memory", "redis"]);
+    assert.deepEqual([...channelProviderNames].sort(), ["amqp", "memory", "nats", "redis"]);
   });
 
   it("creates sqlite storage at <dataDir>/stategate.db unless a path is given", async () => {
@@ -55,8 +55,11 @@ describe("provider registry", () => {
       createStorage({ name: "mongo" }, { dataDir: dir }),
       configError("name", /unknown name "mongo".*sqlite/),
     );
-    await assert.rejects(createCache({ name: "redis" }), configError("name", /cache provider.*"redis".*memory/));
-    await assert.rejects(createChannel({ name: "nats" }), configError("name", /channel provider.*"nats".*memory/));
+    await assert.rejects(
+      createCache({ name: "hazelcast" }),
+      configError("name", /cache provider.*"hazelcast".*memory/),
+    );
+    await assert.rejects(createChannel({ name: "kafka" }), configError("name", /channel provider.*"kafka".*memory/));
     await assert.rejects(createCache({ name: "constructor" }), configError("name", /unknown name/));
   });
 

@@ -27,7 +27,6 @@ import type { Channel as AmqpChannel, ConsumeMessage } from "amqplib";
 import { ProviderClosedError, ProviderUnavailableError } from "../errors.js";
 import type { Channel, SubscribeOptions, Topic, Unsubscribe } from "../types.js";
 import { amqpDisconnected, amqpError } from "./amqp-errors.js";
-import { Inbox } from "./amqp-inbox.js";
 import {
   type Consumer,
   cancelConsumer,
@@ -41,6 +40,7 @@ import {
   topics,
 } from "./amqp-link.js";
 import { type AmqpChannelOptions, resolveAmqpSettings } from "./amqp-options.js";
+import { Inbox } from "./inbox.js";
 
 export type { AmqpChannelOptions, AmqpTlsOptions } from "./amqp-options.js";
 

@@ -50,12 +50,13 @@ export const MAX_JSON_DEPTH = 64;
  */
 function jsonProblem(v: unknown, depth: number, maxDepth: number): string | undefined {
   if (typeof v === "number") return Number.isFinite(v) ? undefined : "must not contain NaN or Infinity";
-  if (typeof v === "string") return loneSurrogate.test(v) ? "must not contain unpaired UTF-16 surrogates" : undefined;
+  if (typeof v === "string") return stringProblem(v);
   if (v === null || typeof v !== "object" || v instanceof Uint8Array) return undefined;
   if (depth > maxDepth) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
   if (!Array.isArray(v)) {
     for (const key of Object.keys(v)) {
-      if (loneSurrogate.test(key)) return "must not contain unpaired UTF-16 surrogates";
+      const problem = stringProblem(key);
+      if (problem) return problem;
     }
   }
   for (const x of Array.isArray(v) ? v : Object.values(v)) {
@@ -67,6 +68,13 @@ function jsonProblem(v: unknown, depth: number, maxDepth: number): string | unde
 
 /** An unpaired surrogate: JSON carries it, UTF-8 (so binary protobuf) cannot. */
 const loneSurrogate = /\p{Cs}/u;
+
+/** Strings every backend can store the same: no lone surrogates, no NUL (PostgreSQL's JSONB refuses it). */
+function stringProblem(s: string): string | undefined {
+  if (loneSurrogate.test(s)) return "must not contain unpaired UTF-16 surrogates";
+  if (s.includes("\u0000")) return "must not contain NUL characters";
+  return undefined;
+}
 
 /** A JSON object (google.protobuf.Struct, already plain JSON). */
 const jsonObject: Check = (v) => (v === undefined ? "is required" : jsonProblem(v, 0, MAX_JSON_DEPTH));

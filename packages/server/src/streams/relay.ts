@@ -2,6 +2,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import type { Event } from "@stategate/api";
 import { EventSchema } from "@stategate/api";
 import type { Storage } from "@stategate/providers";
+import { ValueTooLargeError } from "@stategate/providers";
 import type { Logger } from "pino";
 import { nowNs, toEvent } from "../services/convert.js";
 import type { Hub } from "./hub.js";
@@ -51,6 +52,11 @@ export class EventRelay {
       await this.hub.publish(toBinary(EventSchema, event));
       this.mark(Number(event.position));
     } catch (err) {
+      if (err instanceof ValueTooLargeError) {
+        this.log.error({ err, position: event.position }, "event too large for the channel; not relayed live");
+        this.mark(Number(event.position));
+        return;
+      }
       this.log.warn({ err, position: event.position }, "event publish failed; the outbox sweep will retry it");
     }
   }
@@ -63,7 +69,15 @@ export class EventRelay {
     try {
       const records = await this.storage.unpublishedEvents(nowNs() - this.graceNs, 500);
       for (const record of records) {
-        await this.hub.publish(toBinary(EventSchema, toEvent(record)));
+        try {
+          await this.hub.publish(toBinary(EventSchema, toEvent(record)));
+        } catch (err) {
+          // Too large for this channel, now and forever: retrying it would hold
+          // back every event behind it. Streams still find it in storage when
+          // they resume or catch up; live subscribers miss it, and the log says so.
+          if (!(err instanceof ValueTooLargeError)) throw err;
+          this.log.error({ err, position: record.position }, "event too large for the channel; not relayed live");
+        }
         this.mark(record.position);
         relayed++;
       }
