@@ -159,33 +159,67 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 10_000
 /** Connection settings of the shared test backends (see scripts/services.mjs). */
 export const testBackends = {
   mysql: process.env.STATEGATE_TEST_MYSQL_ADDR ?? "127.0.0.1:3306",
+  postgres: process.env.STATEGATE_TEST_POSTGRES_ADDR ?? "127.0.0.1:5432",
   memcached: process.env.STATEGATE_TEST_MEMCACHED_ADDR ?? "127.0.0.1:11211",
+  redis: process.env.STATEGATE_TEST_REDIS_ADDR ?? "127.0.0.1:6379",
   amqp: process.env.STATEGATE_TEST_AMQP_ADDR ?? "127.0.0.1:5672",
+  nats: process.env.STATEGATE_TEST_NATS_ADDR ?? "127.0.0.1:4222",
 };
 
+/** Which shared backends a gateway uses. */
+export interface BackendChoice {
+  storage: "mysql" | "postgres" | "sqlite";
+  cache: "memcached" | "redis" | "memory";
+  channel: "amqp" | "redis" | "nats" | "memory";
+}
+
 /**
- * Gateway environment for MySQL + Memcached + AMQP, namespaced by `tag` so
- * concurrent test files never share tables, keys or exchanges.
+ * Gateway environment for the chosen backends (MySQL + Memcached + AMQP by
+ * default), namespaced by `tag` so concurrent test files never share tables,
+ * keys, exchanges or subjects.
  */
-export function sharedBackendEnv(tag: string): Record<string, string> {
+export function sharedBackendEnv(
+  tag: string,
+  choice: BackendChoice = { storage: "mysql", cache: "memcached", channel: "amqp" },
+): Record<string, string> {
+  const storage = {
+    mysql: { name: "mysql", addr: testBackends.mysql, user: "root", password: "", database: "test", tablePrefix: `${tag}_` },
+    postgres: { name: "postgres", addr: testBackends.postgres, user: "postgres", password: "", database: "test", tablePrefix: `${tag}_` },
+    sqlite: { name: "sqlite" },
+  }[choice.storage];
+  const cache = {
+    memcached: { name: "memcached", addr: testBackends.memcached, prefix: `${tag}:` },
+    redis: { name: "redis", addr: testBackends.redis, prefix: `${tag}:` },
+    memory: { name: "memory" },
+  }[choice.cache];
+  const channel = {
+    amqp: { name: "amqp", addr: testBackends.amqp, user: "guest", password: "guest", prefix: tag },
+    redis: { name: "redis", addr: testBackends.redis, prefix: tag },
+    nats: { name: "nats", addr: testBackends.nats, prefix: tag },
+    memory: { name: "memory" },
+  }[choice.channel];
   return {
-    STATEGATE_STORAGE_PROVIDER: JSON.stringify({
-      name: "mysql",
-      addr: testBackends.mysql,
-      user: "root",
-      password: "",
-      database: "test",
-      tablePrefix: `${tag}_`,
-    }),
-    STATEGATE_CACHE_PROVIDER: JSON.stringify({ name: "memcached", addr: testBackends.memcached, prefix: `${tag}:` }),
-    STATEGATE_CHANNEL_PROVIDER: JSON.stringify({
-      name: "amqp",
-      addr: testBackends.amqp,
-      user: "guest",
-      password: "guest",
-      prefix: tag,
-    }),
+    STATEGATE_STORAGE_PROVIDER: JSON.stringify(storage),
+    STATEGATE_CACHE_PROVIDER: JSON.stringify(cache),
+    STATEGATE_CHANNEL_PROVIDER: JSON.stringify(channel),
   };
+}
+
+/** Drops the PostgreSQL tables a `sharedBackendEnv(tag, {storage: "postgres"})` gateway created. */
+export async function dropPostgresTables(tag: string): Promise<void> {
+  const { default: pg } = await import("pg");
+  const [host, port] = testBackends.postgres.split(":");
+  const client = new pg.Client({ host, port: Number(port), user: "postgres", database: "test" });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE $1",
+      [`${tag}\\_%`],
+    );
+    for (const { name } of rows) await client.query(`DROP TABLE IF EXISTS "${name}" CASCADE`);
+  } finally {
+    await client.end();
+  }
 }
 
 /** Drops the MySQL tables a `sharedBackendEnv(tag)` gateway created. */
