@@ -183,8 +183,22 @@ export function sharedBackendEnv(
   choice: BackendChoice = { storage: "mysql", cache: "memcached", channel: "amqp" },
 ): Record<string, string> {
   const storage = {
-    mysql: { name: "mysql", addr: testBackends.mysql, user: "root", password: "", database: "test", tablePrefix: `${tag}_` },
-    postgres: { name: "postgres", addr: testBackends.postgres, user: "postgres", password: "", database: "test", tablePrefix: `${tag}_` },
+    mysql: {
+      name: "mysql",
+      addr: testBackends.mysql,
+      user: "root",
+      password: "",
+      database: "test",
+      tablePrefix: `${tag}_`,
+    },
+    postgres: {
+      name: "postgres",
+      addr: testBackends.postgres,
+      user: "postgres",
+      password: "",
+      database: "test",
+      tablePrefix: `${tag}_`,
+    },
     sqlite: { name: "sqlite" },
   }[choice.storage];
   const cache = {
