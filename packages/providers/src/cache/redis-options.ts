@@ -4,24 +4,14 @@
  * ProviderConfigError naming it; TLS files are read here, not per connection.
  * Messages never echo a url or password.
  */
-import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import type { RedisOptions } from "ioredis";
 import { ProviderConfigError } from "../errors.js";
+import type { TlsFileOptions } from "../tls-options.js";
+import { readTlsOptions } from "../tls-options.js";
 
 /** TLS settings of {@link RedisCacheOptions.tls}. Paths are read once, at start-up. */
-export interface RedisTlsOptions {
-  /** PEM file of the CA certificates to trust instead of the system ones. */
-  ca?: string;
-  /** PEM file of a client certificate, for servers that verify clients (`tls-auth-clients`); needs `key`. */
-  cert?: string;
-  /** PEM file of the private key of `cert`. */
-  key?: string;
-  /** Whether the server's certificate must verify. Default true; turn off only for tests. */
-  rejectUnauthorized?: boolean;
-  /** The name the server's certificate must carry, also sent as SNI. Default: the host. */
-  servername?: string;
-}
+export type RedisTlsOptions = TlsFileOptions;
 
 /**
  * Options of {@link createRedisCache}; the keys of its JSON spec. Give either
@@ -77,7 +67,6 @@ export interface RedisSettings {
 
 const name = "redis";
 const defaultPort = 6379;
-const tlsKeys = new Set(["ca", "cert", "key", "rejectUnauthorized", "servername"]);
 
 function fail(option: string, expected: string): never {
   throw new ProviderConfigError(`cache provider "${name}": option "${option}" must be ${expected}`, option);
@@ -166,51 +155,8 @@ function parseUrl(text: string): Target {
   };
 }
 
-function readPem(option: string, path: unknown): Buffer {
-  if (typeof path !== "string" || path === "") {
-    fail(option, "the path of a PEM file");
-  }
-  try {
-    return readFileSync(path);
-  } catch {
-    // The path is configuration, not a secret; the OS error adds nothing useful.
-    throw new ProviderConfigError(`cache provider "${name}": option "${option}": cannot read ${path}`, option);
-  }
-}
-
-// Node verifies the certificate against the host (or `servername`) and sends
-// the host as SNI unless it is an IP address.
 function tlsConnection(tls: RedisTlsOptions | true): ConnectionOptions {
-  if (tls === true) {
-    return {};
-  }
-  if (typeof tls !== "object" || tls === null || Array.isArray(tls)) {
-    fail("tls", "true, false or an object of ca, cert, key, rejectUnauthorized, servername");
-  }
-  for (const key of Object.keys(tls)) {
-    if (!tlsKeys.has(key)) {
-      fail(`tls.${key}`, `one of the known TLS options (${[...tlsKeys].join(", ")}), not an unknown key`);
-    }
-  }
-  const connection: ConnectionOptions = {};
-  if (tls.ca !== undefined) connection.ca = readPem("tls.ca", tls.ca);
-  if (tls.cert !== undefined) connection.cert = readPem("tls.cert", tls.cert);
-  if (tls.key !== undefined) connection.key = readPem("tls.key", tls.key);
-  if ((connection.cert === undefined) !== (connection.key === undefined)) {
-    fail(
-      connection.cert === undefined ? "tls.cert" : "tls.key",
-      "given together with the other (tls.cert and tls.key)",
-    );
-  }
-  if (tls.rejectUnauthorized !== undefined) {
-    if (typeof tls.rejectUnauthorized !== "boolean") fail("tls.rejectUnauthorized", "true or false");
-    connection.rejectUnauthorized = tls.rejectUnauthorized;
-  }
-  if (tls.servername !== undefined) {
-    if (typeof tls.servername !== "string" || tls.servername === "") fail("tls.servername", "a host name");
-    connection.servername = tls.servername;
-  }
-  return connection;
+  return readTlsOptions('cache provider "redis"', tls);
 }
 
 /** Checks the options and resolves them into connection settings; throws ProviderConfigError naming a bad one. */
