@@ -140,6 +140,7 @@ describe("JWT authentication", () => {
   it("accepts RS256 and ES256 tokens from the JWKS", async () => {
     assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`), "OK");
     assert.equal(await grpcCode(`Bearer ${await sign(ec)}`), "OK");
+    assert.equal(await grpcCode(`bearer ${await sign(ec)}`), "OK", "the scheme is case-insensitive");
     assert.equal((await httpCall(`Bearer ${await sign(ec)}`)).status, 200);
     assert.equal((await restCall(`Bearer ${await sign(rsa)}`)).status, 200);
   });
@@ -164,6 +165,11 @@ describe("JWT authentication", () => {
       "unknown kid": `Bearer ${await sign(rsa, {}, "nobody")}`,
       "payload tampered after signing": `Bearer ${h}.${b64({ sub: "admin", iss: ISSUER, aud: AUDIENCE, exp: now() + 600 })}.${good.split(".")[2]}`,
       "no Bearer prefix": good,
+      "no exp claim": `Bearer ${await new SignJWT({ sub: "forever" })
+        .setProtectedHeader({ alg: rsa.alg, kid: rsa.kid })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .sign(rsa.privateKey)}`,
       garbage: "Bearer not.a.jwt",
     };
     for (const [name, authorization] of Object.entries(attacks)) {

@@ -232,7 +232,7 @@ describe("malformed requests on the wire", () => {
 });
 
 describe("limits", () => {
-  it("values nested deeper than 64 levels are INVALID_ARGUMENT", async () => {
+  it("values nested deeper than 32 levels are INVALID_ARGUMENT, and 32 levels read back over binary", async () => {
     // JSON reaches our rule; binary already stops at protobuf-es's decoding depth.
     const client = tg.client({ protocol: "connect", binary: false });
     const binary = tg.client({ protocol: "grpc" });
@@ -254,6 +254,13 @@ describe("limits", () => {
       binary.entity.set({ domain: unique("deep"), type: "t", key: "k", values: deep as never }),
       (e) => ConnectError.from(e).code === Code.InvalidArgument,
     );
+    let ok: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 31; i++) ok = { d: ok };
+    const ref = { domain: unique("deep"), type: "t", key: "ok" };
+    await client.entity.set({ ...ref, values: ok as never });
+    assert.deepEqual((await binary.entity.get(ref)).entity?.values, ok, "whatever is accepted can be read over binary");
+    const { events } = await binary.event.search({ ...ref });
+    assert.equal(events.length, 1);
   });
 
   it("a request over the size limit is RESOURCE_EXHAUSTED and the gateway keeps serving", async () => {

@@ -3,6 +3,7 @@ import type { JsonObject } from "@stategate/providers";
 import type { JWTPayload, RemoteJWKSet } from "jose";
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
 import type { Logger } from "pino";
+import { checkJson } from "../services/rules.js";
 import type { AuthConfig } from "./config.js";
 
 /** Verified claims, and when the token stops being valid (ms since the epoch). */
@@ -30,6 +31,8 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
     cacheMaxAge: config.jwksMaxAgeMs,
   });
   const options = {
+    // Without exp a token would never expire, and neither would its streams.
+    requiredClaims: ["exp"],
     algorithms: config.algorithms,
     issuer: config.issuer,
     audience: config.audience,
@@ -38,7 +41,8 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
 
   return async (authorization) => {
     if (!authorization) throw unauthenticated("missing bearer token");
-    const match = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(authorization.trim());
+    // The scheme is case-insensitive (RFC 7235); the token is base64url parts.
+    const match = /^Bearer +([A-Za-z0-9_.~+/=-]+)$/i.exec(authorization.trim());
     if (!match?.[1]) throw unauthenticated('authorization must be "Bearer <token>"');
     const token = match[1];
     let payload: JWTPayload;
@@ -62,6 +66,9 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
         throw toUnauthenticated(again);
       }
     }
+    // Claims are recorded on events: they must be storable and readable through every door.
+    const problem = checkJson(payload);
+    if (problem) throw unauthenticated(`token claims ${problem}`);
     return { claims: payload as JsonObject, expiresAtMs: payload.exp === undefined ? undefined : payload.exp * 1000 };
   };
 }
@@ -83,6 +90,7 @@ function toUnauthenticated(err: unknown): ConnectError {
   if (err instanceof errors.JWTExpired) return unauthenticated("token expired");
   if (err instanceof errors.JWTClaimValidationFailed) {
     const claim = err.claim;
+    if (err.reason === "missing") return unauthenticated(`token has no "${claim}" claim`);
     if (claim === "nbf") return unauthenticated("token not valid yet");
     if (claim === "iss") return unauthenticated("token issuer not accepted");
     if (claim === "aud") return unauthenticated("token audience not accepted");

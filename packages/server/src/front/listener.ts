@@ -35,7 +35,13 @@ export interface Listener {
 export async function listen(handler: Handler, host: string, port: number, upgrade?: Upgrade): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (!upgrade?.(req, socket, head)) socket.destroy();
+    if (upgrade?.(req, socket, head)) return;
+    // Node routes every request with an Upgrade header here; answer it instead of hanging up.
+    const body =
+      "only WebSocket upgrades on /api/graphql are served; for HTTP/2 use prior knowledge (h2c upgrade is not supported)";
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
   });
   h1.keepAliveTimeout = 65_000;
   // Clients cancel streams (a `break` out of a stream loop) far more often than

@@ -40,8 +40,13 @@ const keyName = name(MAX_KEY_LENGTH);
 /** Globs follow the same character rules as names; "*" alone matches everything. */
 const glob = name(MAX_KEY_LENGTH);
 
-/** Deepest nesting of objects and arrays accepted in a value. */
-export const MAX_JSON_DEPTH = 64;
+/**
+ * Deepest nesting of objects and arrays accepted in a value. Binary protobuf
+ * readers stop at 100 message levels, and each JSON level costs two (Struct,
+ * Value) plus the request's own: 32 leaves room, so every value that is
+ * accepted can be read back through every door.
+ */
+export const MAX_JSON_DEPTH = 32;
 
 /**
  * What is wrong with a JSON tree, if anything: a number JSON cannot carry
@@ -74,6 +79,11 @@ function stringProblem(s: string): string | undefined {
   if (loneSurrogate.test(s)) return "must not contain unpaired UTF-16 surrogates";
   if (s.includes("\u0000")) return "must not contain NUL characters";
   return undefined;
+}
+
+/** What is wrong with a plain JSON tree from a door that parses JSON itself (REST), if anything. */
+export function checkJson(value: unknown): string | undefined {
+  return jsonProblem(value, 0, MAX_JSON_DEPTH + 2);
 }
 
 /** A JSON object (google.protobuf.Struct, already plain JSON). */

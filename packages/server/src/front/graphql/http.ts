@@ -1,5 +1,6 @@
 import { Http2ServerResponse } from "node:http2";
-import type { GraphQLSchema } from "graphql";
+import type { ASTVisitor, GraphQLSchema, ValidationContext } from "graphql";
+import { GraphQLError } from "graphql";
 import type { YogaLogger } from "graphql-yoga";
 import { createYoga } from "graphql-yoga";
 import type { Logger } from "pino";
@@ -54,6 +55,10 @@ export function createGraphqlHttp(
     plugins: [
       useGrpcCodes(),
       {
+        onValidate: ({ addValidationRule }: { addValidationRule: (rule: typeof limitOperationSize) => void }) =>
+          addValidationRule(limitOperationSize),
+      },
+      {
         // Yoga marks streamed responses "Connection: keep-alive": HTTP/1.1 keeps
         // connections alive anyway, and HTTP/2 forbids the header (Node warns).
         onResponse: ({ response }) => response.headers.delete("connection"),
@@ -65,6 +70,40 @@ export function createGraphqlHttp(
     if (res instanceof Http2ServerResponse) withoutStatusMessage(res);
     // The Connect adapter's types are narrower than yoga's; both are Node's own (HTTP/1.1 or HTTP/2).
     await yoga.requestListener(req as Listener[0], res as Listener[1]);
+  };
+}
+
+/** Most fields one operation may select, aliases and fragments included. */
+export const MAX_FIELDS = 200;
+/** Deepest selection nesting one operation may have. */
+export const MAX_DEPTH = 12;
+
+/**
+ * Bounds what one request can make the gateway do: every field is an RPC, so
+ * 10,000 aliases would be 10,000 calls. Checked during validation, before
+ * anything runs.
+ */
+function limitOperationSize(context: ValidationContext): ASTVisitor {
+  let fields = 0;
+  let depth = 0;
+  let reported = false;
+  const report = (message: string) => {
+    if (reported) return;
+    reported = true;
+    context.reportError(new GraphQLError(message));
+  };
+  return {
+    Field: {
+      enter() {
+        fields++;
+        depth++;
+        if (fields > MAX_FIELDS) report(`an operation may select at most ${MAX_FIELDS} fields`);
+        if (depth > MAX_DEPTH) report(`an operation may nest at most ${MAX_DEPTH} levels`);
+      },
+      leave() {
+        depth--;
+      },
+    },
   };
 }
 

@@ -26,8 +26,30 @@ export function createGraphqlDoor(ctx: DoorContext): Door {
   return {
     async handle(req, res) {
       const { pathname } = new URL(req.url ?? "/", "http://localhost");
-      if (pathname === GRAPHQL_PATH) await http(req, res);
-      else if (pathname.startsWith(ASSETS_PATH)) await serveAsset(req, res, pathname);
+      if (pathname === GRAPHQL_PATH) {
+        // Only JSON bodies: a browser can POST a form or text/plain cross-origin
+        // without a preflight, and that must not run a mutation.
+        const type =
+          String(req.headers["content-type"] ?? "")
+            .split(";")[0]
+            ?.trim()
+            .toLowerCase() ?? "";
+        if (req.method === "POST" && type !== "application/json" && !/^application\/[\w.+-]+\+json$/.test(type)) {
+          res.writeHead(415, { "content-type": "application/json" });
+          res.end(
+            JSON.stringify({
+              errors: [
+                {
+                  message: "send GraphQL as JSON (content-type: application/json)",
+                  extensions: { code: "INVALID_ARGUMENT" },
+                },
+              ],
+            }),
+          );
+          return true;
+        }
+        await http(req, res);
+      } else if (pathname.startsWith(ASSETS_PATH)) await serveAsset(req, res, pathname);
       else return false;
       return true;
     },

@@ -12,6 +12,7 @@ import { callHeaders } from "./resolvers.js";
 interface ConnectionParams {
   /** "Bearer …": browsers cannot set headers on a WebSocket, so the token comes here. */
   authorization?: unknown;
+  Authorization?: unknown;
   [key: string]: unknown;
 }
 
@@ -26,6 +27,9 @@ export function createGraphqlWebSocket(
   ctx: DoorContext,
   path: string,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean {
+  const allowed = ctx.config.cors.allowOrigins;
+  const originAllowed = (origin: string, host: string | undefined) =>
+    allowed.includes("*") || allowed.includes(origin) || sameOrigin(origin, host);
   const wss = new WebSocketServer({ noServer: true, maxPayload: ctx.config.maxRequestBytes });
   const server = useServer<ConnectionParams | undefined>(
     {
@@ -38,7 +42,7 @@ export function createGraphqlWebSocket(
       context: ({ connectionParams, extra }): CallContext => ({
         headers: callHeaders(
           ctx,
-          connectionParams?.authorization ?? extra.request.headers.authorization,
+          connectionParams?.authorization ?? connectionParams?.Authorization ?? extra.request.headers.authorization,
           extra.request.headers["x-request-id"],
         ),
       }),
@@ -56,6 +60,13 @@ export function createGraphqlWebSocket(
 
   return (req, socket, head) => {
     if (new URL(req.url ?? "/", "http://localhost").pathname !== path) return false;
+    // Browsers send Origin on every WebSocket, and CORS does not apply to it:
+    // a page from an origin that is not allowed must not get a socket.
+    const origin = req.headers.origin;
+    if (origin !== undefined && !originAllowed(origin, req.headers.host)) {
+      socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+      return true;
+    }
     if (ctx.shutdown.aborted) {
       socket.destroy();
       return true;
@@ -63,4 +74,13 @@ export function createGraphqlWebSocket(
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
     return true;
   };
+}
+
+/** A page the gateway itself served (GraphiQL): its origin names the host and port the socket came to. */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }

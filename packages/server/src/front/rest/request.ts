@@ -4,6 +4,7 @@ import type { CallOptions } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { checkJson } from "../../services/rules.js";
 import type { AnyRequest } from "../door.js";
 import type { Taken } from "./query.js";
 import { queryToJson, setPath, urlValueToJson } from "./query.js";
@@ -39,12 +40,24 @@ export async function decodeRequest(
   if (route.body === undefined) {
     if (text.trim() !== "") throw invalid(`${req.method} ${route.template.source} takes no request body`);
   } else if (text.trim() !== "") {
+    // Only JSON, declared as such: a browser can send text/plain or a form
+    // cross-origin without asking (no preflight), so those must not write.
+    const type =
+      String(req.headers["content-type"] ?? "")
+        .split(";")[0]
+        ?.trim()
+        .toLowerCase() ?? "";
+    if (type !== "application/json" && !/^application\/[\w.+-]+\+json$/.test(type)) {
+      throw invalid("the request body must be JSON, sent with content-type: application/json");
+    }
     let body: JsonValue;
     try {
       body = JSON.parse(text) as JsonValue;
     } catch {
       throw invalid("the request body is not valid JSON");
     }
+    const problem = checkJson(body);
+    if (problem) throw invalid(`request body: ${problem}`);
     const json = route.body === "*" ? body : { [route.body.jsonName]: body };
     read("request body", () => mergeFromJson(input, message, json, { registry }));
   }
