@@ -112,6 +112,12 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+/**
+ * The calls' deadline. Backends answer in well under a second here, but a
+ * loaded CI machine (two cores, tests in parallel) has been seen near 3 s.
+ */
+const DEADLINE_MS = 8_000;
+
 /** Asserts UNAVAILABLE, fast, without the backend's address in the message. */
 async function assertUnavailable(call: Promise<unknown>, hidden: string[]): Promise<void> {
   const started = Date.now();
@@ -121,15 +127,15 @@ async function assertUnavailable(call: Promise<unknown>, hidden: string[]): Prom
     for (const secret of hidden) assert.ok(!e.message.includes(secret), `the message hides ${secret}: ${e.message}`);
     return true;
   });
-  assert.ok(Date.now() - started < 3_000, `answered in ${Date.now() - started} ms, within the deadline`);
+  assert.ok(Date.now() - started < DEADLINE_MS, `answered in ${Date.now() - started} ms, within the deadline`);
 }
 
 it("storage that goes down gives UNAVAILABLE within the deadline, and the gateway recovers with it", async () => {
   const ref = { domain: unique("down"), type: "t", key: "k" };
   await client.entity.set({ ...ref, values: { n: 1 } });
   mysqlCut.cut();
-  await assertUnavailable(client.entity.get(ref, { timeoutMs: 3_000 }), [String(mysqlCut.port), "SELECT"]);
-  await assertUnavailable(client.entity.set({ ...ref, values: { n: 2 } }, { timeoutMs: 3_000 }), [
+  await assertUnavailable(client.entity.get(ref, { timeoutMs: DEADLINE_MS }), [String(mysqlCut.port), "SELECT"]);
+  await assertUnavailable(client.entity.set({ ...ref, values: { n: 2 } }, { timeoutMs: DEADLINE_MS }), [
     String(mysqlCut.port),
     "INSERT",
   ]);
@@ -152,8 +158,8 @@ it("a cache that goes down gives UNAVAILABLE within the deadline, and the gatewa
   const domain = unique("down");
   await client.cache.set({ domain, key: "k", value: 1 });
   memcached.kill("SIGKILL");
-  await assertUnavailable(client.cache.get({ domain, key: "k" }, { timeoutMs: 3_000 }), [String(memcachedPort)]);
-  await assertUnavailable(client.mutex.lock({ domain, key: "k", exp: expiresIn(60_000) }, { timeoutMs: 3_000 }), [
+  await assertUnavailable(client.cache.get({ domain, key: "k" }, { timeoutMs: DEADLINE_MS }), [String(memcachedPort)]);
+  await assertUnavailable(client.mutex.lock({ domain, key: "k", exp: expiresIn(60_000) }, { timeoutMs: DEADLINE_MS }), [
     String(memcachedPort),
   ]);
   memcached = await startMemcached(memcachedPort);
