@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cors } from "@connectrpc/connect";
 import type { ProviderSpec } from "@stategate/providers";
@@ -21,10 +22,24 @@ export interface Config {
   shutdownGraceMs: number;
   /** STATEGATE_MAX_REQUEST_BYTES: the largest request message accepted, default 4 MiB. */
   maxRequestBytes: number;
+  /** STATEGATE_METRICS_PORT: where Prometheus metrics, /healthz and /readyz are served, default 9090; "off" serves none; 0 picks a free port. */
+  metricsPort: number | null;
+  /** STATEGATE_MAX_OPEN_STREAMS: most event and peer streams open at once on this gateway, default 10000. */
+  maxOpenStreams: number;
+  /** Rego authorization policies (STATEGATE_REQUEST_POLICY / STATEGATE_RESPONSE_POLICY, or their _FILE variants). */
+  policies: { request?: PolicySource; response?: PolicySource };
   /** Authentication: STATEGATE_AUTH_DISABLED, STATEGATE_JWKS_URI and the STATEGATE_JWT_* variables. */
   auth: AuthConfig;
   /** Which browser origins may call the gateway, and with what (STATEGATE_CORS_*). */
   cors: CorsConfig;
+}
+
+/** A Rego policy's text and where it came from (the variable, and the file for _FILE variants). */
+export interface PolicySource {
+  variable: string;
+  /** Shown in error messages: the file path, or the variable name for base64 text. */
+  origin: string;
+  source: string;
 }
 
 /** Cross-origin access for browsers; with no origins the gateway sends no CORS headers. */
@@ -92,6 +107,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     channel: parseProvider(env, "STATEGATE_CHANNEL_PROVIDER", "memory"),
     shutdownGraceMs: parseIntVar(env, "STATEGATE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     maxRequestBytes: parseIntVar(env, "STATEGATE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    metricsPort:
+      env.STATEGATE_METRICS_PORT?.trim().toLowerCase() === "off"
+        ? null
+        : parseIntVar(env, "STATEGATE_METRICS_PORT", 9090, 0, 65535),
+    maxOpenStreams: parseIntVar(env, "STATEGATE_MAX_OPEN_STREAMS", 10_000, 1, 10_000_000),
+    policies: {
+      request: parsePolicy(env, "STATEGATE_REQUEST_POLICY"),
+      response: parsePolicy(env, "STATEGATE_RESPONSE_POLICY"),
+    },
     cors: {
       allowOrigins: parseOrigins(env, "STATEGATE_CORS_ALLOW_ORIGINS"),
       allowMethods: parseTokens(
@@ -108,6 +132,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ).map((h) => h.toLowerCase()),
     },
   };
+}
+
+/**
+ * A policy from base64 text (as the reference took it) or, with the _FILE
+ * variant, from a file. Setting both is refused: one of them would be ignored.
+ */
+function parsePolicy(env: NodeJS.ProcessEnv, name: string): PolicySource | undefined {
+  const b64 = env[name]?.trim();
+  const file = env[`${name}_FILE`]?.trim();
+  if (b64 && file) throw new ConfigError(name, `set either ${name} or ${name}_FILE, not both`);
+  if (file) {
+    try {
+      return { variable: `${name}_FILE`, origin: file, source: readFileSync(file, "utf8") };
+    } catch (err) {
+      throw new ConfigError(`${name}_FILE`, `cannot read "${file}": ${(err as NodeJS.ErrnoException).code ?? err}`);
+    }
+  }
+  if (!b64) return undefined;
+  if (!/^[A-Za-z0-9+/=_\s-]+$/.test(b64)) {
+    throw new ConfigError(name, "expected base64-encoded Rego (use the _FILE variant for a path)");
+  }
+  const source = Buffer.from(b64, "base64").toString("utf8");
+  if (source.trim() === "") throw new ConfigError(name, "decodes to an empty policy");
+  return { variable: name, origin: name, source };
 }
 
 function parseBool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {

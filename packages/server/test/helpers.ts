@@ -40,6 +40,7 @@ export async function startTestGateway(
   const dataDir = mkdtempSync(join(tmpdir(), "stategate-test-"));
   const config = loadConfig({
     STATEGATE_PORT: "0",
+    STATEGATE_METRICS_PORT: "0",
     STATEGATE_DATA_DIR: dataDir,
     STATEGATE_LOG_LEVEL: process.env.STATEGATE_LOG_LEVEL ?? "warn",
     STATEGATE_SHUTDOWN_GRACE_MS: "2000",
@@ -76,6 +77,7 @@ export async function spawnGateway(env: Record<string, string>): Promise<Gateway
     env: {
       ...process.env,
       STATEGATE_PORT: "0",
+      STATEGATE_METRICS_PORT: "0",
       ...env,
       STATEGATE_LOG_LEVEL: env.STATEGATE_LOG_LEVEL === "debug" ? "debug" : "info",
     },
