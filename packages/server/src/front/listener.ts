@@ -81,6 +81,8 @@ export async function listen(handler: Handler, host: string, port: number, upgra
     const socket = req.socket as net.Socket;
     busy.set(socket, (busy.get(socket) ?? 0) + 1);
     res.once("close", () => {
+      // A response can close after its socket did: do not bring a closed socket back into the map.
+      if (!busy.has(socket)) return;
       const left = (busy.get(socket) ?? 1) - 1;
       busy.set(socket, left);
       if (closing && left === 0) socket.destroy();

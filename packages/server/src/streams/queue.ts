@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { linkSignals } from "./signals.js";
 
 /** Most items a stream buffers for a slow client before it is ended with RESOURCE_EXHAUSTED. */
 export const MAX_STREAM_BUFFER = 10_000;
@@ -18,20 +19,11 @@ export class StreamQueue<T> implements AsyncIterable<T> {
 
   /** Ends when any of `signals` aborts. Call `dispose()` when the stream is over. */
   constructor(...signals: AbortSignal[]) {
-    // Linked by hand: AbortSignal.any() on Node 20 can drop its listeners.
-    const controller = new AbortController();
-    this.signal = controller.signal;
-    const abort = () => {
-      controller.abort();
-      this.notify();
-    };
-    for (const s of signals) {
-      if (s.aborted) abort();
-      else s.addEventListener("abort", abort, { once: true });
-    }
-    this.unlink = () => {
-      for (const s of signals) s.removeEventListener("abort", abort);
-    };
+    const linked = linkSignals(...signals);
+    this.signal = linked.signal;
+    this.unlink = linked.unlink;
+    if (this.signal.aborted) return;
+    this.signal.addEventListener("abort", () => this.notify(), { once: true });
   }
 
   /**

@@ -2,6 +2,7 @@ import type { DescMethod, DescService, JsonValue, Message } from "@bufbuild/prot
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { linkSignals } from "../../streams/signals.js";
 import type { DoorContext } from "../door.js";
 import { toGraphqlError } from "./errors.js";
 
@@ -68,13 +69,14 @@ export function createCaller(ctx: DoorContext): Caller {
       // for the next event cannot be returned, so an unsubscribe would leave the
       // RPC stream open until the next event arrived.
       const cancel = new AbortController();
-      const signal = AbortSignal.any([cancel.signal, ctx.shutdown]);
+      const { signal, unlink } = linkSignals(cancel.signal, ctx.shutdown);
       let messages: AsyncIterator<Message> | undefined;
       let done = false;
       const finished = { done: true, value: undefined } as const;
       const finish = () => {
         done = true;
         cancel.abort();
+        unlink();
         return finished;
       };
       return {

@@ -3,6 +3,7 @@ import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { createRegistry } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
+import { linkSignals } from "../../streams/signals.js";
 import type { Door, DoorContext } from "../door.js";
 import { callOptions, decodeRequest } from "./request.js";
 import { responseJson, toConnectError, writeError, writeJson } from "./response.js";
@@ -67,16 +68,20 @@ export function createRestDoor(ctx: DoorContext): Door {
         if (route.method.methodKind === "server_streaming") {
           applyLastEventId(route, message, req);
           // The shutdown ends the call too, so the response ends and the listener can close.
-          const signal = AbortSignal.any([client.signal, ctx.shutdown]);
-          const messages = call(message, { ...options, signal }) as AsyncIterable<Message>;
-          await writeStream(res, route, messages, {
-            format: streamFormat(req),
-            gone: client.signal,
-            shutdown: ctx.shutdown,
-            requestId: () => requestId,
-            registry,
-            log: ctx.log,
-          });
+          const linked = linkSignals(client.signal, ctx.shutdown);
+          try {
+            const messages = call(message, { ...options, signal: linked.signal }) as AsyncIterable<Message>;
+            await writeStream(res, route, messages, {
+              format: streamFormat(req),
+              gone: client.signal,
+              shutdown: ctx.shutdown,
+              requestId: () => requestId,
+              registry,
+              log: ctx.log,
+            });
+          } finally {
+            linked.unlink();
+          }
         } else {
           const output = await (call(message, options) as Promise<Message>);
           if (!client.signal.aborted) writeJson(res, 200, responseJson(route, output, registry), requestId);
