@@ -11,6 +11,7 @@
  */
 import { Client, Server } from "memjs";
 import { ProviderClosedError, ProviderConfigError, ProviderUnavailableError } from "../errors.js";
+import { optionChecker } from "../options.js";
 import type { Cache, CacheEntry, JsonValue } from "../types.js";
 import { status, statusError } from "./memcached-errors.js";
 import { maxPrefixBytes, memcachedExptime, memcachedKey, validKeyPrefix } from "./memcached-keys.js";
@@ -64,26 +65,14 @@ interface StoredLock {
 // turns other clients are busy taking the lock, so it counts as held.
 const maxLockTurns = 4;
 
-function configError(option: string, expected: string): ProviderConfigError {
-  return new ProviderConfigError(`cache provider "${name}": option "${option}" must be ${expected}`, option);
-}
-
-function parseAddress(text: string, option: string): { host: string; port: number } {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]@,]+))(?::(\d{1,5}))?$/.exec(text.trim());
-  const port = Number(match?.[3] ?? 11211);
-  const host = match?.[1] ?? match?.[2];
-  if (host === undefined || port < 1 || port > 65535) {
-    throw configError(option, `"host:port" (or a comma-separated list of them), got ${JSON.stringify(text)}`);
-  }
-  return { host, port };
-}
+const check = optionChecker(`cache provider "${name}"`);
 
 function positive(value: number | undefined, option: string, fallback: number): number {
   if (value === undefined) {
     return fallback;
   }
   if (!Number.isFinite(value) || value <= 0) {
-    throw configError(option, "a positive number");
+    check.fail(option, "a positive number");
   }
   return value;
 }
@@ -150,7 +139,7 @@ export async function createMemcachedCache(options: MemcachedCacheOptions = {}):
   }
   const [option, list] =
     options.servers === undefined ? ["addr", options.addr ?? "127.0.0.1:11211"] : ["servers", options.servers];
-  const addresses = list.split(",").map((text) => parseAddress(text, option));
+  const addresses = list.split(",").map((text) => check.address(option, text.trim(), 11211));
   if ((options.user === undefined) !== (options.password === undefined) || options.password === "") {
     // memjs skips SASL unless both are non-empty, which would silently connect unauthenticated.
     throw new ProviderConfigError(
@@ -160,7 +149,7 @@ export async function createMemcachedCache(options: MemcachedCacheOptions = {}):
   }
   const prefix = options.prefix ?? "stategate:";
   if (!validKeyPrefix(prefix)) {
-    throw configError("prefix", `printable ASCII without spaces, at most ${maxPrefixBytes} characters`);
+    check.fail("prefix", `printable ASCII without spaces, at most ${maxPrefixBytes} characters`);
   }
   const timeoutSeconds = positive(options.timeoutMs, "timeoutMs", 1000) / 1000;
   const maxValueBytes = positive(options.maxValueBytes, "maxValueBytes", defaultMaxValueBytes);

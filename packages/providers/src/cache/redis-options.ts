@@ -4,11 +4,9 @@
  * ProviderConfigError naming it; TLS files are read here, not per connection.
  * Messages never echo a url or password.
  */
-import type { ConnectionOptions } from "node:tls";
 import type { RedisOptions } from "ioredis";
-import { ProviderConfigError } from "../errors.js";
-import type { TlsFileOptions } from "../tls-options.js";
-import { readTlsOptions } from "../tls-options.js";
+import { optionChecker, type TlsFileOptions } from "../options.js";
+import { redisConnection } from "../redis-connection.js";
 
 /** TLS settings of {@link RedisCacheOptions.tls}. Paths are read once, at start-up. */
 export type RedisTlsOptions = TlsFileOptions;
@@ -65,143 +63,19 @@ export interface RedisSettings {
   connectTimeoutMs: number;
 }
 
-const name = "redis";
-const defaultPort = 6379;
-
-function fail(option: string, expected: string): never {
-  throw new ProviderConfigError(`cache provider "${name}": option "${option}" must be ${expected}`, option);
-}
-
-function positive(option: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) {
-    return fallback;
-  }
-  // Node timers hold at most 2^31-1 ms; longer ones fire at once.
-  if (!Number.isInteger(value) || value < 1 || value > 2 ** 31 - 1) {
-    fail(option, "a positive whole number of milliseconds");
-  }
-  return value;
-}
-
-function database(option: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0 || value > 2 ** 31 - 1) {
-    fail(option, "a database number, 0 or more");
-  }
-  return value;
-}
-
-function parsePort(text: string, option: string): number {
-  const port = Number(text);
-  if (!/^\d{1,5}$/.test(text) || port < 1 || port > 65535) {
-    fail(option, "a port between 1 and 65535");
-  }
-  return port;
-}
-
-/** "host", "host:port", "[v6]" or "[v6]:port". A bare v6 address is refused: its colons are ambiguous. */
-function parseAddr(addr: string): { host: string; port: number } {
-  const usage = '"host:port", like "127.0.0.1:6379" or "[::1]:6379"';
-  const match = /^\[([0-9a-fA-F:.]+)\](?::(.*))?$/.exec(addr) ?? /^([^\s:[\]@/]+)(?::(.*))?$/.exec(addr);
-  if (match === null) {
-    fail("addr", usage);
-  }
-  const [, host = "", port] = match;
-  return { host, port: port === undefined ? defaultPort : parsePort(port, "addr") };
-}
-
-interface Target {
-  host: string;
-  port: number;
-  user: string | undefined;
-  password: string | undefined;
-  db: number;
-  secure: boolean;
-}
-
-function parseUrl(text: string): Target {
-  const usage = "a URL like redis://user:password@host:6379/0 or rediss://… (TLS)";
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    fail("url", usage);
-  }
-  if ((url.protocol !== "redis:" && url.protocol !== "rediss:") || url.hostname === "") {
-    fail("url", usage);
-  }
-  // Silently ignored URL parameters are how settings get lost: refuse them.
-  if (url.search !== "" || url.hash !== "") {
-    fail("url", `${usage}, with no query or fragment (use the other options)`);
-  }
-  const path = url.pathname.replace(/^\//, "");
-  if (path !== "" && !/^\d+$/.test(path)) {
-    fail("url", `${usage}; the path is the database number`);
-  }
-  let user: string | undefined;
-  let password: string | undefined;
-  try {
-    user = url.username === "" ? undefined : decodeURIComponent(url.username);
-    password = url.password === "" ? undefined : decodeURIComponent(url.password);
-  } catch {
-    fail("url", `${usage}, with a percent-encoded user and password`);
-  }
-  return {
-    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: url.port === "" ? defaultPort : parsePort(url.port, "url"),
-    user,
-    password,
-    db: path === "" ? 0 : database("url", Number(path)),
-    secure: url.protocol === "rediss:",
-  };
-}
-
-function tlsConnection(tls: RedisTlsOptions | true): ConnectionOptions {
-  return readTlsOptions('cache provider "redis"', tls);
-}
+const check = optionChecker('cache provider "redis"');
 
 /** Checks the options and resolves them into connection settings; throws ProviderConfigError naming a bad one. */
 export function resolveRedisSettings(options: RedisCacheOptions): RedisSettings {
-  if (options.url !== undefined) {
-    for (const option of ["addr", "user", "password", "db"] as const) {
-      if (options[option] !== undefined) {
-        fail(option, 'left out when "url" is given (the url carries it)');
-      }
-    }
-  }
-  const target: Target =
-    options.url !== undefined
-      ? parseUrl(options.url)
-      : {
-          ...parseAddr(options.addr ?? `127.0.0.1:${defaultPort}`),
-          user: options.user,
-          password: options.password,
-          db: options.db === undefined ? 0 : database("db", options.db),
-          secure: false,
-        };
-  // ioredis sends AUTH only with a non-empty password, so a user without one
-  // would silently connect as the default user.
-  if (target.user !== undefined && (target.password === undefined || target.password === "")) {
-    fail(options.url === undefined ? "password" : "url", "given with a user (a non-empty password)");
-  }
-  if (options.tls === false && target.secure) {
-    fail("tls", "true or left out with a rediss:// url");
-  }
-  const tls = options.tls === undefined || options.tls === false ? (target.secure ? true : undefined) : options.tls;
+  const connection = redisConnection(check, options);
   const prefix = options.prefix ?? "stategate:";
   if (typeof prefix !== "string") {
-    fail("prefix", "a string");
+    check.fail("prefix", "a string");
   }
   return {
-    connection: {
-      host: target.host,
-      port: target.port,
-      db: target.db,
-      ...(target.user === undefined ? {} : { username: target.user }),
-      ...(target.password === undefined || target.password === "" ? {} : { password: target.password }),
-      ...(tls === undefined ? {} : { tls: tlsConnection(tls) }),
-    },
+    connection,
     prefix,
-    timeoutMs: positive("timeoutMs", options.timeoutMs, 1000),
-    connectTimeoutMs: positive("connectTimeoutMs", options.connectTimeoutMs, 2000),
+    timeoutMs: check.integer("timeoutMs", options.timeoutMs, 1000),
+    connectTimeoutMs: check.integer("connectTimeoutMs", options.connectTimeoutMs, 2000),
   };
 }

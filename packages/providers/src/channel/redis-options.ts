@@ -4,11 +4,9 @@
  * ProviderConfigError naming it; TLS files are read here, not per connection.
  * Messages never echo a url or password.
  */
-import type { ConnectionOptions } from "node:tls";
 import type { RedisOptions } from "ioredis";
-import { ProviderConfigError } from "../errors.js";
-import type { TlsFileOptions } from "../tls-options.js";
-import { readTlsOptions } from "../tls-options.js";
+import { optionChecker, type TlsFileOptions } from "../options.js";
+import { redisConnection } from "../redis-connection.js";
 
 /** TLS settings of {@link RedisChannelOptions.tls}. Paths are read once, at start-up. */
 export type RedisChannelTlsOptions = TlsFileOptions;
@@ -86,135 +84,23 @@ export interface RedisSettings {
   commandTimeoutMs: number;
 }
 
-const defaultPort = 6379;
-
-function fail(option: string, expected: string): never {
-  throw new ProviderConfigError(`channel provider "redis": option "${option}" must be ${expected}`, option);
-}
-
-function integer(option: string, value: number | undefined, fallback: number, min = 1, max = 2 ** 31 - 1): number {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (!Number.isInteger(value) || value < min || value > max) {
-    fail(option, `an integer from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function parsePort(text: string, option: string): number {
-  const port = Number(text);
-  if (!/^\d{1,5}$/.test(text) || port < 1 || port > 65535) {
-    fail(option, "a port between 1 and 65535");
-  }
-  return port;
-}
-
-/** "host", "host:port", "[v6]" or "[v6]:port". A bare v6 address is refused: its colons are ambiguous. */
-function parseAddr(addr: string): { host: string; port: number } {
-  const match = /^\[([0-9a-fA-F:.]+)\](?::(.*))?$/.exec(addr) ?? /^([^\s:[\]@/]+)(?::(.*))?$/.exec(addr);
-  if (match === null) {
-    fail("addr", '"host:port", like "127.0.0.1:6379" or "[::1]:6379"');
-  }
-  const [, host = "", port] = match;
-  return { host, port: port === undefined ? defaultPort : parsePort(port, "addr") };
-}
-
-interface Target {
-  host: string;
-  port: number;
-  user: string | undefined;
-  password: string | undefined;
-  db: number;
-  secure: boolean;
-}
-
-function parseUrl(text: string): Target {
-  const usage = "a URL like redis://user:password@host:6379/0 or rediss://… (TLS)";
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    fail("url", usage);
-  }
-  if ((url.protocol !== "redis:" && url.protocol !== "rediss:") || url.hostname === "") {
-    fail("url", usage);
-  }
-  // Silently ignored URL parameters are how settings get lost: refuse them.
-  if (url.search !== "" || url.hash !== "") {
-    fail("url", `${usage}, with no query or fragment (use the other options)`);
-  }
-  const path = url.pathname.replace(/^\//, "");
-  if (path !== "" && !/^\d+$/.test(path)) {
-    fail("url", `${usage}; the path is the database number`);
-  }
-  let user: string | undefined;
-  let password: string | undefined;
-  try {
-    user = url.username === "" ? undefined : decodeURIComponent(url.username);
-    password = url.password === "" ? undefined : decodeURIComponent(url.password);
-  } catch {
-    fail("url", `${usage}, with a percent-encoded user and password`);
-  }
-  return {
-    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-    port: url.port === "" ? defaultPort : parsePort(url.port, "url"),
-    user,
-    password,
-    db: path === "" ? 0 : integer("url", Number(path), 0, 0),
-    secure: url.protocol === "rediss:",
-  };
-}
-
-function tlsConnection(tls: RedisChannelTlsOptions | true): ConnectionOptions {
-  return readTlsOptions('channel provider "redis"', tls);
-}
+const check = optionChecker('channel provider "redis"');
 
 /** Checks the options and resolves them into connection settings; throws ProviderConfigError naming a bad one. */
 export function resolveRedisSettings(options: RedisChannelOptions): RedisSettings {
-  if (options.url !== undefined) {
-    for (const option of ["addr", "user", "password", "db"] as const) {
-      if (options[option] !== undefined) {
-        fail(option, 'left out when "url" is given (the url carries it)');
-      }
-    }
-  }
-  const target: Target =
-    options.url !== undefined
-      ? parseUrl(options.url)
-      : {
-          ...parseAddr(options.addr ?? `127.0.0.1:${defaultPort}`),
-          user: options.user,
-          password: options.password,
-          db: integer("db", options.db, 0, 0),
-          secure: false,
-        };
-  // ioredis sends AUTH only with a non-empty password, so a user without one
-  // would silently connect as the default user.
-  if (target.user !== undefined && (target.password === undefined || target.password === "")) {
-    fail(options.url === undefined ? "password" : "url", "given with a user (a non-empty password)");
-  }
-  if (options.tls === false && target.secure) {
-    fail("tls", "true or left out with a rediss:// url");
-  }
-  const tls = options.tls === undefined || options.tls === false ? (target.secure ? true : undefined) : options.tls;
+  const connection = redisConnection(check, options);
   const prefix = options.prefix ?? "stategate";
   if (typeof prefix !== "string" || prefix === "" || Buffer.byteLength(prefix) > 200) {
-    fail("prefix", "a non-empty string of at most 200 bytes");
+    check.fail("prefix", "a non-empty string of at most 200 bytes");
   }
   return {
     connection: {
-      host: target.host,
-      port: target.port,
-      db: target.db,
-      ...(target.user === undefined ? {} : { username: target.user }),
-      ...(target.password === undefined || target.password === "" ? {} : { password: target.password }),
-      ...(tls === undefined ? {} : { tls: tlsConnection(tls) }),
-      connectTimeout: integer("connectTimeoutMs", options.connectTimeoutMs, 5000),
+      ...connection,
+      connectTimeout: check.integer("connectTimeoutMs", options.connectTimeoutMs, 5000),
     },
     prefix,
-    groupIdleMs: integer("groupIdleMs", options.groupIdleMs, 10_000, 100, 3_600_000),
-    maxLen: integer("maxLen", options.maxLen, 10_000, 1),
-    commandTimeoutMs: integer("commandTimeoutMs", options.commandTimeoutMs, 5000),
+    groupIdleMs: check.integer("groupIdleMs", options.groupIdleMs, 10_000, 100, 3_600_000),
+    maxLen: check.integer("maxLen", options.maxLen, 10_000, 1),
+    commandTimeoutMs: check.integer("commandTimeoutMs", options.commandTimeoutMs, 5000),
   };
 }

@@ -11,6 +11,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import mysql, { type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
 import { ProviderClosedError, ValueTooLargeError, VersionConflictError } from "../errors.js";
+import type { TlsFileOptions } from "../options.js";
 import type { Commit, EntityRecord, EntityRef, EventOperation, EventRecord, JsonObject, Storage } from "../types.js";
 import { checkCommit } from "./commit-check.js";
 import { mysqlConfig } from "./mysql-config.js";
@@ -20,18 +21,7 @@ import { entitySearch, eventSearch } from "./mysql-search.js";
 import { pageParams } from "./sqlite-search.js";
 
 /** TLS settings of {@link MysqlStorageOptions.tls}; files are read once, at start-up. */
-export interface MysqlTlsOptions {
-  /** Path of a PEM file of the CA certificates that signed the server's certificate. Default: Node's bundled CAs. */
-  ca?: string;
-  /** Path of a PEM client certificate, for servers that require one; needs `key`. */
-  cert?: string;
-  /** Path of the PEM private key of `cert`. */
-  key?: string;
-  /** Default true: refuse a server whose certificate is untrusted or does not name the host. Turn off only to test. */
-  rejectUnauthorized?: boolean;
-  /** The name the server's certificate must carry (and the SNI name) when `addr` names the host differently, e.g. by IP. */
-  servername?: string;
-}
+export type MysqlTlsOptions = TlsFileOptions;
 
 /**
  * Options of {@link createMysqlStorage}. A storage spec carries the same keys:
@@ -131,7 +121,7 @@ async function rollback(conn: PoolConnection): Promise<boolean> {
  * server cannot be reached.
  */
 export async function createMysqlStorage(options: MysqlStorageOptions): Promise<Storage> {
-  const config = await mysqlConfig(options);
+  const config = mysqlConfig(options);
   const pool = mysql.createPool(config.pool);
   const tables = mysqlTables(config.tablePrefix);
   let packetLimit: number;

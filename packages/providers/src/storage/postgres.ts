@@ -10,6 +10,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, type PoolClient } from "pg";
 import { ProviderClosedError, ValueTooLargeError, VersionConflictError } from "../errors.js";
+import type { TlsFileOptions } from "../options.js";
 import type { Commit, EntityRecord, EntityRef, EventOperation, EventRecord, JsonObject, Storage } from "../types.js";
 import { checkCommit } from "./commit-check.js";
 import { postgresConfig } from "./postgres-config.js";
@@ -19,18 +20,7 @@ import { entitySearch, eventSearch } from "./postgres-search.js";
 import { pageParams } from "./sqlite-search.js";
 
 /** TLS settings of {@link PostgresStorageOptions.tls}; files are read once, at start-up. */
-export interface PostgresTlsOptions {
-  /** Path of a PEM file of the CA certificates that signed the server's certificate. Default: Node's bundled CAs. */
-  ca?: string;
-  /** Path of a PEM client certificate, for servers that require one (`hostssl … cert`); needs `key`. */
-  cert?: string;
-  /** Path of the PEM private key of `cert`. */
-  key?: string;
-  /** Default true: refuse a server whose certificate is untrusted or does not name the host. Turn off only to test. */
-  rejectUnauthorized?: boolean;
-  /** The name the server's certificate must carry (and the SNI name) when `addr` names the host differently, e.g. by IP. */
-  servername?: string;
-}
+export type PostgresTlsOptions = TlsFileOptions;
 
 /**
  * Options of {@link createPostgresStorage}. A storage spec carries the same keys:
@@ -129,7 +119,7 @@ async function rollback(client: PoolClient): Promise<boolean> {
  * server cannot be reached.
  */
 export async function createPostgresStorage(options: PostgresStorageOptions): Promise<Storage> {
-  const config = await postgresConfig(options);
+  const config = postgresConfig(options);
   const pool = new Pool(config.pool);
   // An idle connection the server closes (a restart, failover, pg_terminate_backend)
   // is dropped by the pool, which then emits "error": without a listener Node
