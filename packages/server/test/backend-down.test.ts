@@ -118,16 +118,40 @@ after(async () => {
  */
 const DEADLINE_MS = 8_000;
 
-/** Asserts UNAVAILABLE, fast, without the backend's address in the message. */
+/**
+ * Asserts UNAVAILABLE, fast, without the backend's address in the message,
+ * and that the gateway logged the failure at error level under the request
+ * id the client was given.
+ */
 async function assertUnavailable(call: Promise<unknown>, hidden: string[]): Promise<void> {
   const started = Date.now();
-  await assert.rejects(call, (err) => {
-    const e = ConnectError.from(err);
-    assert.equal(Code[e.code], "Unavailable", e.message);
-    for (const secret of hidden) assert.ok(!e.message.includes(secret), `the message hides ${secret}: ${e.message}`);
-    return true;
-  });
+  const requestId = await call.then(
+    () => assert.fail("the call should fail"),
+    (err) => {
+      const e = ConnectError.from(err);
+      assert.equal(Code[e.code], "Unavailable", e.message);
+      for (const secret of hidden) assert.ok(!e.message.includes(secret), `the message hides ${secret}: ${e.message}`);
+      return e.metadata.get("x-request-id");
+    },
+  );
   assert.ok(Date.now() - started < DEADLINE_MS, `answered in ${Date.now() - started} ms, within the deadline`);
+  assert.ok(requestId, "the error carries x-request-id");
+  await until(() => logged(requestId).length > 0, 2_000);
+  const [line] = logged(requestId);
+  assert.equal(line?.level, 50, "an unreachable backend is logged as an error");
+  assert.ok(line?.err, "with the cause, for the operator");
+}
+
+/** The gateway's JSON log lines that carry `requestId`. */
+function logged(requestId: string): Record<string, unknown>[] {
+  return gw.output.flatMap((text) => {
+    try {
+      const line = JSON.parse(text) as Record<string, unknown>;
+      return line.requestId === requestId ? [line] : [];
+    } catch {
+      return [];
+    }
+  });
 }
 
 it("storage that goes down gives UNAVAILABLE within the deadline, and the gateway recovers with it", async () => {
