@@ -184,14 +184,33 @@ function postgresStorage(pool: Pool, tables: PostgresTables): Storage {
    * of the events table is the second fence. Locks are always taken in the
    * same order (entity, then counter), so commits cannot deadlock on them.
    */
+  /**
+   * A pooled connection inside a new transaction. A connection the server
+   * ended while it sat idle in the pool (a restart, pg_terminate_backend) can
+   * be handed out before its socket reports the end: BEGIN then fails having
+   * written nothing, so another connection is tried, up to one more than the
+   * pool holds.
+   */
+  async function begin(): Promise<PoolClient> {
+    for (let attempt = 0; ; attempt++) {
+      const client = await pool.connect();
+      try {
+        // Explicit, so a server-wide default of SERIALIZABLE cannot change the locking below.
+        await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
+        return client;
+      } catch (error) {
+        client.release(true);
+        if (!isFatal(error) || attempt >= (pool.options.max ?? 10)) throw error;
+      }
+    }
+  }
+
   async function apply(commit: Commit, state: string | null, values: string, claims: string): Promise<EventRecord> {
     const { event, expectedVersion } = commit;
     const ref = [event.domain, event.type, event.key];
-    const client = await pool.connect();
+    const client = await begin();
     let reusable = true;
     try {
-      // Explicit, so a server-wide default of SERIALIZABLE cannot change the locking above.
-      await client.query("BEGIN ISOLATION LEVEL READ COMMITTED");
       await client.query(sql.lockEntity, ref);
       const { rows } = await client.query<{ version: string }>(sql.selectVersionForUpdate, ref);
       const actual = Number(rows[0]?.version ?? 0);
