@@ -1,26 +1,36 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
 import type { Server } from "node:http";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { connect } from "node:net";
+import { networkInterfaces, tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@stategate/sdk-node";
 import type { JWK, JWTPayload } from "jose";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT } from "jose";
 import type { TestGateway } from "./helpers.js";
-import { startTestGateway, take, unique } from "./helpers.js";
+import { protocols, spawnGateway, startTestGateway, take, unique, until } from "./helpers.js";
+import { ndjson, sse } from "./rest-helpers.js";
 
 /** A real JWKS endpoint on localhost, serving keys this test generates. */
 class JwksServer {
   keys: JWK[] = [];
   fetches = 0;
+  /** When set, requests are accepted and read but never answered (a JWKS that hangs). */
+  hang = false;
+  /** When set, requests are answered 200 with this body instead of the key set (a broken JWKS). */
+  junk: string | undefined;
   private server: Server | undefined;
   port = 0;
   async start(port = 0): Promise<void> {
     this.server = createServer((_req, res) => {
       this.fetches++;
+      if (this.hang) return; // stop() destroys the connection
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ keys: this.keys }));
+      res.end(this.junk ?? JSON.stringify({ keys: this.keys }));
     });
     await new Promise<void>((resolve) => this.server?.listen(port, "127.0.0.1", resolve));
     this.port = (this.server?.address() as AddressInfo).port;
@@ -89,9 +99,9 @@ after(async () => {
   await jwks.stop();
 });
 
-/** Calls Get with `authorization` over gRPC; resolves to the code name, "OK" on success. */
-async function grpcCode(authorization: string | undefined): Promise<string> {
-  const client = tg.client({
+/** Calls Search with `authorization` over gRPC (on `on`, the shared gateway by default); resolves to the code name, "OK" on success. */
+async function grpcCode(authorization: string | undefined, on: TestGateway = tg): Promise<string> {
+  const client = on.client({
     protocol: "grpc",
     interceptors: authorization
       ? [
@@ -115,10 +125,11 @@ async function grpcCode(authorization: string | undefined): Promise<string> {
 /** The same call through the REST route: HTTP status and body. */
 async function restCall(
   authorization: string | undefined,
+  on: TestGateway = tg,
 ): Promise<{ status: number; body: { code?: string; message?: string } }> {
   const headers: Record<string, string> = {};
   if (authorization) headers.authorization = authorization;
-  const res = await fetch(`${tg.baseUrl}/api/entity/search?domain=auth&type=t`, { headers });
+  const res = await fetch(`${on.baseUrl}/api/entity/search?domain=auth&type=t`, { headers });
   return { status: res.status, body: (await res.json()) as { code?: string; message?: string } };
 }
 
@@ -264,10 +275,14 @@ describe("JWT authentication", () => {
   });
 });
 
-describe("with no JWKS configured", () => {
+describe("with a JWKS that cannot be reached", () => {
   it("answers UNAVAILABLE, not INTERNAL, when the JWKS cannot be reached and no key is cached", async () => {
+    // A port that was just free, so the fetch is refused (fetch rejects port 1 itself, without connecting).
+    const gone = new JwksServer();
+    await gone.start();
+    await gone.stop();
     const dead = await startTestGateway({
-      STATEGATE_JWKS_URI: "http://127.0.0.1:1/jwks.json",
+      STATEGATE_JWKS_URI: gone.uri,
       STATEGATE_JWKS_TIMEOUT_MS: "1000",
     });
     try {
@@ -278,6 +293,345 @@ describe("with no JWKS configured", () => {
       );
     } finally {
       await dead.close();
+    }
+  });
+});
+
+/** A gateway of its own, verifying against `server`, for the tests that break the JWKS. */
+function ownGateway(server: JwksServer, env: Record<string, string>): Promise<TestGateway> {
+  return startTestGateway({
+    STATEGATE_JWKS_URI: server.uri,
+    STATEGATE_JWT_ISSUER: ISSUER,
+    STATEGATE_JWT_AUDIENCE: AUDIENCE,
+    ...env,
+  });
+}
+
+describe("with the JWKS down past STATEGATE_JWKS_MAX_AGE_MS", () => {
+  const MAX_AGE_MS = 300;
+
+  it("verifies cached kids with the keys fetched before, refuses an unknown kid, and takes new keys once it is back", async () => {
+    const own = new JwksServer();
+    own.keys = [rsa.jwk, ec.jwk];
+    await own.start();
+    const gw = await ownGateway(own, { STATEGATE_JWKS_MAX_AGE_MS: String(MAX_AGE_MS) });
+    try {
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
+      assert.equal(own.fetches, 1);
+      // The max age is in force: once the keys are older, the next call fetches them again.
+      await sleep(MAX_AGE_MS + 150);
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
+      assert.equal(own.fetches, 2, "keys older than the max age are fetched again");
+
+      await own.stop();
+      await sleep(MAX_AGE_MS + 150);
+      // jose's cache is stale and its refetch fails: only the keys fetched before can accept these.
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK", "a cached RS256 kid still verifies");
+      assert.equal(await grpcCode(`Bearer ${await sign(ec)}`, gw), "OK", "a cached ES256 kid still verifies");
+      assert.equal((await restCall(`Bearer ${await sign(ec)}`, gw)).status, 200, "over REST too");
+      const unknown = await grpcCode(`Bearer ${await sign(rsa, {}, "never-seen")}`, gw);
+      assert.ok(["Unauthenticated", "Unavailable"].includes(unknown), `unknown kid: ${unknown}`);
+      // The fallback checks as much as the live key set does: it is no way around verification.
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, { exp: now() - 300 })}`, gw), "Unauthenticated");
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, { iss: "https://evil.test" })}`, gw), "Unauthenticated");
+      const impostor = await newKey("RS256", rsa.kid);
+      assert.equal(
+        await grpcCode(`Bearer ${await sign(impostor)}`, gw),
+        "Unauthenticated",
+        "a cached kid signed by another key",
+      );
+
+      const back = await newKey("ES256", "ec-back");
+      own.keys = [...own.keys, back.jwk];
+      await own.start(own.port);
+      assert.equal(
+        await grpcCode(`Bearer ${await sign(back)}`, gw),
+        "OK",
+        "keys added meanwhile are fetched once it is back",
+      );
+    } finally {
+      await gw.close();
+      await own.stop();
+    }
+  });
+});
+
+describe("a JWKS that answers with something that is not a key set", () => {
+  for (const [what, body] of [
+    ["an HTML error page", "<html>502 Bad Gateway</html>"],
+    ["JSON without keys", '{"error":"maintenance"}'],
+  ] as const) {
+    it(`${what}: cached kids still verify, and no key cached is UNAVAILABLE, never UNAUTHENTICATED`, async () => {
+      const own = new JwksServer();
+      own.keys = [rsa.jwk];
+      await own.start();
+      const gw = await ownGateway(own, { STATEGATE_JWKS_MAX_AGE_MS: "300" });
+      const fresh = new JwksServer();
+      fresh.junk = body;
+      await fresh.start();
+      const none = await ownGateway(fresh, {});
+      try {
+        assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
+        own.junk = body;
+        await sleep(450);
+        assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK", "the keys fetched before still count");
+        assert.ok(own.fetches >= 2, "the broken key set was fetched");
+        assert.equal(
+          await grpcCode(`Bearer ${await sign(rsa)}`, none),
+          "Unavailable",
+          "the token is not at fault: the key set is",
+        );
+      } finally {
+        await gw.close();
+        await none.close();
+        await own.stop();
+        await fresh.stop();
+      }
+    });
+  }
+});
+
+describe("a JWKS that accepts connections but never answers", () => {
+  const TIMEOUT_MS = 500;
+  // Never before the timeout (less 50 ms of timer slack), and within 3 s more: room for a loaded 2-core
+  // CI machine, yet well short of jose's 5 s default, so STATEGATE_JWKS_TIMEOUT_MS is what cut the fetch.
+  const LOWER_MS = TIMEOUT_MS - 50;
+  const UPPER_MS = TIMEOUT_MS + 3_000;
+  /** Runs `call` and returns what it resolved to and how long it took. */
+  const timed = async <T>(call: () => Promise<T>): Promise<{ value: T; ms: number }> => {
+    const started = performance.now();
+    const value = await call();
+    return { value, ms: Math.round(performance.now() - started) };
+  };
+  const within = (ms: number, what: string) =>
+    assert.ok(ms >= LOWER_MS && ms < UPPER_MS, `${what} took ${ms} ms, expected ${LOWER_MS} to ${UPPER_MS} ms`);
+
+  it("answers UNAVAILABLE within about STATEGATE_JWKS_TIMEOUT_MS when no key is cached", async () => {
+    const hung = new JwksServer();
+    hung.keys = [rsa.jwk];
+    hung.hang = true;
+    await hung.start();
+    const gw = await ownGateway(hung, { STATEGATE_JWKS_TIMEOUT_MS: String(TIMEOUT_MS) });
+    try {
+      const grpc = `Bearer ${await sign(rsa)}`;
+      const first = await timed(() => grpcCode(grpc, gw));
+      assert.equal(first.value, "Unavailable");
+      assert.ok(hung.fetches >= 1, "the gateway reached the JWKS, which never answered");
+      within(first.ms, "gRPC");
+
+      const rest = `Bearer ${await sign(ec)}`;
+      const second = await timed(() => restCall(rest, gw));
+      assert.equal(second.value.status, 503);
+      assert.equal(second.value.body.code, "unavailable");
+      within(second.ms, "REST");
+    } finally {
+      await gw.close();
+      await hung.stop();
+    }
+  });
+
+  it("still verifies a cached kid once the keys are past their max age, after about the timeout", async () => {
+    const server = new JwksServer();
+    server.keys = [rsa.jwk];
+    await server.start();
+    const MAX_AGE_MS = 300;
+    const gw = await ownGateway(server, {
+      STATEGATE_JWKS_TIMEOUT_MS: String(TIMEOUT_MS),
+      STATEGATE_JWKS_MAX_AGE_MS: String(MAX_AGE_MS),
+    });
+    try {
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
+      server.hang = true;
+      await sleep(MAX_AGE_MS + 150);
+      const cached = `Bearer ${await sign(rsa)}`;
+      const ok = await timed(() => grpcCode(cached, gw));
+      assert.equal(ok.value, "OK", "the refetch timed out, and the key fetched before verified the token");
+      assert.equal(server.fetches, 2, "the refetch was tried, and hung");
+      within(ok.ms, "a cached kid");
+
+      const unknown = `Bearer ${await sign(rsa, {}, "never-seen")}`;
+      const refused = await timed(() => grpcCode(unknown, gw));
+      assert.ok(["Unauthenticated", "Unavailable"].includes(refused.value), `unknown kid: ${refused.value}`);
+      assert.ok(refused.ms < UPPER_MS, `an unknown kid took ${refused.ms} ms`);
+    } finally {
+      await gw.close();
+      await server.stop();
+    }
+  });
+});
+
+describe("with neither STATEGATE_JWKS_URI nor STATEGATE_AUTH_DISABLED", () => {
+  it("serves loopback only, anonymous callers included, and warns that callers are not authenticated", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "stategate-auth-"));
+    // Empty is unset to the gateway; this keeps any value in the test's own environment out.
+    const gw = await spawnGateway({
+      STATEGATE_DATA_DIR: dataDir,
+      STATEGATE_JWKS_URI: "",
+      STATEGATE_AUTH_DISABLED: "",
+      STATEGATE_HOST: "",
+    });
+    try {
+      const lines = gw.output.flatMap((line) => {
+        try {
+          return [JSON.parse(line) as { level?: number; msg?: string; host?: string }];
+        } catch {
+          return [];
+        }
+      });
+      const warning = lines.find((l) => /callers are not authenticated/.test(l.msg ?? ""));
+      assert.ok(warning, `no warning in:\n${gw.output.join("\n")}`);
+      assert.equal(warning.level, 40, "logged at warn");
+      assert.match(warning.msg ?? "", /STATEGATE_JWKS_URI/, "it says what to set");
+      assert.match(warning.msg ?? "", /only loopback/);
+      const listening = lines.find((l) => l.msg?.startsWith("stategate listening"));
+      assert.equal(listening?.host, "127.0.0.1");
+
+      // The quick start works: a loopback caller with no token is served.
+      const res = await fetch(`${gw.baseUrl}/stategate.v1.EntityService/Search`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ domain: "auth", type: "t" }),
+      });
+      assert.equal(res.status, 200, await res.text());
+
+      // Every other address of this machine is refused.
+      const others = Object.values(networkInterfaces())
+        .flat()
+        .filter((a) => a && !a.internal && a.family === "IPv4")
+        .map((a) => a?.address as string);
+      for (const address of others) {
+        const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+          const socket = connect({ host: address, port: gw.port, timeout: 2_000 });
+          socket.once("connect", () => {
+            socket.destroy();
+            resolve(undefined);
+          });
+          socket.once("timeout", () => {
+            socket.destroy();
+            resolve(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" }));
+          });
+          socket.once("error", resolve);
+        });
+        assert.equal(error?.code, "ECONNREFUSED", `${address}:${gw.port} must not be served`);
+      }
+    } finally {
+      gw.child.kill("SIGTERM");
+      await gw.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("tokens at every door", () => {
+  for (const binary of [true, false]) {
+    it(`gRPC-Web ${binary ? "binary" : "JSON"}: a valid token is served and its claims recorded, none is UNAUTHENTICATED`, async () => {
+      const options = { protocol: "grpc-web", binary, httpVersion: "1.1" } as const;
+      const sub = unique("web-user");
+      const client = tg.client({ ...options, token: await sign(ec, { sub }) });
+      const { event } = await client.entity.set({ domain: unique("grpc-web"), type: "t", key: "k", values: { a: 1 } });
+      assert.equal(event?.claims?.sub, sub);
+      const anonymous = tg.client(options);
+      for (const call of [
+        () => anonymous.entity.search({ domain: "auth", type: "t" }),
+        () => tg.client({ ...options, token: "not.a.jwt" }).entity.search({ domain: "auth", type: "t" }),
+      ]) {
+        await assert.rejects(call(), (err) => {
+          assert.equal(Code[ConnectError.from(err).code], "Unauthenticated");
+          return true;
+        });
+      }
+    });
+  }
+
+  it("REST SSE and NDJSON streams: 401 with no token or a bad one, events with a valid one", async () => {
+    const writer = tg.client({ protocol: "connect", token: await sign(ec, { sub: "writer" }) });
+    for (const [format, accept] of [
+      ["SSE", "text/event-stream"],
+      ["NDJSON", "application/x-ndjson"],
+    ] as const) {
+      const domain = unique("auth-rest-stream");
+      await writer.entity.set({ domain, type: "t", key: "before", values: { n: 1 } });
+      const url = `${tg.baseUrl}/api/events/stream?domain=${domain}&type=*&afterPosition=0`;
+      for (const [name, authorization] of [
+        ["no token", undefined],
+        ["an expired token", `Bearer ${await sign(rsa, { exp: now() - 300 })}`],
+        ["no Bearer prefix", await sign(rsa)],
+      ] as const) {
+        const headers: Record<string, string> = { accept };
+        if (authorization) headers.authorization = authorization;
+        const res = await fetch(url, { headers });
+        assert.equal(res.status, 401, `${format}, ${name}`);
+        assert.match(res.headers.get("content-type") ?? "", /^application\/json/, `${format}, ${name}`);
+        assert.equal(((await res.json()) as { code?: string }).code, "unauthenticated", `${format}, ${name}`);
+      }
+
+      const abort = new AbortController();
+      const opened = tg.gateway.openStreams();
+      const res = await fetch(url, {
+        headers: { accept, authorization: `Bearer ${await sign(rsa, { sub: "reader" })}` },
+        signal: abort.signal,
+      });
+      assert.equal(res.status, 200, `${format}: ${res.status === 200 ? "" : await res.text()}`);
+      assert.match(
+        res.headers.get("content-type") ?? "",
+        format === "SSE" ? /^text\/event-stream/ : /^application\/x-ndjson/,
+      );
+      type Line = { event: { entity: { key: string }; claims: { sub?: string } } };
+      const messages: AsyncIterable<Line> =
+        format === "SSE"
+          ? (async function* () {
+              for await (const m of sse(res.body!)) if (m.data !== undefined) yield JSON.parse(m.data) as Line;
+            })()
+          : ndjson(res.body!);
+      const got = take(messages, 2);
+      // The stored event is replayed; a live one follows once the stream subscribed.
+      await until(() => tg.gateway.openStreams() > opened);
+      const live = `live-${format}`;
+      await writer.entity.set({ domain, type: "t", key: live, values: { n: 2 } });
+      const events = await got;
+      abort.abort();
+      assert.deepEqual(
+        events.map((l) => l.event.entity.key),
+        ["before", live],
+        format,
+      );
+      assert.deepEqual(
+        events.map((l) => l.event.claims.sub),
+        ["writer", "writer"],
+        "each event carries its writer's claims",
+      );
+    }
+    await until(() => tg.gateway.openStreams() === 0);
+  });
+
+  it("EventService/Stream and PeerService/Stream opened with no token: UNAUTHENTICATED on every protocol", async () => {
+    for (const { name, options } of protocols) {
+      const client = tg.client(options);
+      try {
+        for (const [stream, open] of [
+          ["EventService/Stream", () => client.event.stream({ domain: unique("auth-rpc"), type: "*" })],
+          ["PeerService/Stream", () => client.peer.stream({ domain: unique("auth-rpc"), channel: "c", type: "*" })],
+        ] as const) {
+          await assert.rejects(take(open() as AsyncIterable<unknown>, 1, 5_000), (err) => {
+            const e = ConnectError.from(err);
+            assert.equal(Code[e.code], "Unauthenticated", `${name} ${stream}: ${e.message}`);
+            assert.match(e.rawMessage, /missing bearer token/);
+            return true;
+          });
+        }
+      } finally {
+        client.close();
+      }
+    }
+    // With a token, the same stream opens and delivers.
+    const domain = unique("auth-rpc-ok");
+    const client = tg.client({ protocol: "grpc", token: await sign(rsa, { sub: "streamer" }) });
+    try {
+      await client.entity.set({ domain, type: "t", key: "k", values: {} });
+      const [first] = await take(client.event.stream({ domain, type: "*", afterPosition: 0n }), 1);
+      assert.equal(first?.event?.claims?.sub, "streamer");
+    } finally {
+      client.close();
     }
   });
 });

@@ -53,14 +53,14 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
       // The key set cannot be fetched right now: the keys fetched before still count.
       const cached = remote.jwks();
       if (!cached) {
-        log.warn({ err }, "JWKS unreachable and no keys cached");
+        log.warn({ err }, "JWKS unreachable or unusable, and no keys cached");
         throw new ConnectError("cannot verify tokens right now", Code.Unavailable);
       }
       try {
         ({ payload } = await jwtVerify(token, createLocalJWKSet(cached), options));
       } catch (again) {
         if (again instanceof errors.JWKSNoMatchingKey) {
-          log.warn({ err }, "JWKS unreachable and no cached key matches");
+          log.warn({ err }, "JWKS unreachable or unusable, and no cached key matches");
           throw new ConnectError("cannot verify tokens right now", Code.Unavailable);
         }
         throw toUnauthenticated(again);
@@ -77,12 +77,13 @@ function unauthenticated(reason: string): ConnectError {
   return new ConnectError(reason, Code.Unauthenticated);
 }
 
-/** A network failure or timeout fetching keys: not the token's fault. */
+/** The key set could not be fetched or used (network, timeout, a broken answer): not the token's fault. */
 function isUnreachable(err: unknown): boolean {
-  if (err instanceof errors.JWKSTimeout) return true;
-  // fetch() failures surface as TypeError("fetch failed"); a non-2xx answer as a JOSEError with that message.
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
+  // fetch() failures surface as TypeError("fetch failed"); a non-2xx answer, or a body that is not
+  // JSON, as a plain JOSEError (no subclass, no code of its own) with that message.
   if (err instanceof TypeError) return true;
-  return err instanceof errors.JOSEError && /Expected 200 OK/i.test(err.message);
+  return err instanceof errors.JOSEError && /Expected 200 OK|parse the JSON Web Key Set/i.test(err.message);
 }
 
 /** A short reason the caller can act on; verifier internals stay out. */
