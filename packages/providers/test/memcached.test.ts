@@ -257,13 +257,16 @@ describe("memcached locks", () => {
       const server = client.servers[0]!;
       const key = `${prefix}test-cas:${randomUUID()}`;
       await client.set(key, "first", { expires: 60 });
-      const read = await call(client, server, { opcode: opcode.get, key });
+      const read = await call(client, server, { opcode: opcode.get, key }, 1000);
       await client.set(key, "second", { expires: 60 });
-      const stale = await call(client, server, { opcode: opcode.delete, key, cas: read.cas });
+      const stale = await call(client, server, { opcode: opcode.delete, key, cas: read.cas }, 1000);
       assert.equal(stale.status, status.exists, "a CAS mismatch");
       assert.equal((await client.get(key)).value?.toString(), "second");
-      const fresh = await call(client, server, { opcode: opcode.get, key });
-      assert.equal((await call(client, server, { opcode: opcode.delete, key, cas: fresh.cas })).status, status.ok);
+      const fresh = await call(client, server, { opcode: opcode.get, key }, 1000);
+      assert.equal(
+        (await call(client, server, { opcode: opcode.delete, key, cas: fresh.cas }, 1000)).status,
+        status.ok,
+      );
       assert.equal((await client.get(key)).value, null);
     } finally {
       client.close();
@@ -324,6 +327,32 @@ describe("memcached failures and configuration", () => {
         socket.destroy();
       }
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it("fails a request whose connection the server closes cleanly, and connects afresh for the next", async () => {
+    // What a memcached that is stopped (or killed) does to a request in
+    // flight: it reads it and closes the connection, with no answer and no reset.
+    let requests = 0;
+    const closing = createServer((socket) =>
+      socket.on("data", () => {
+        requests++;
+        socket.end();
+      }),
+    );
+    await new Promise<void>((resolve) => closing.listen(0, "127.0.0.1", resolve));
+    const { port } = closing.address() as { port: number };
+    const cache = await createMemcachedCache({ addr: `127.0.0.1:${port}`, timeoutMs: 300 });
+    try {
+      for (let round = 1; round <= 2; round++) {
+        const started = Date.now();
+        await assert.rejects(cache.get("d", "k"), unavailable);
+        assert.ok(Date.now() - started < 2_000, `round ${round} took ${Date.now() - started} ms`);
+        assert.equal(requests, round, "the request reached the server");
+      }
+    } finally {
+      await cache.close();
+      await new Promise((resolve) => closing.close(resolve));
     }
   });
 

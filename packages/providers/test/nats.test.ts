@@ -424,7 +424,8 @@ describe("nats channel: connection and errors", () => {
     await refused({ tls: "yes" }, "tls");
     await refused({ tls: { ca: "/nonexistent/ca.pem" } }, "tls.ca");
     await refused({ tls: { verify: false } }, "tls.verify");
-    await refused({ tls: { cert: "/nonexistent/cert.pem" } }, "tls.cert");
+    await refused({ tls: { cert: "/nonexistent/cert.pem", key: "/nonexistent/key.pem" } }, "tls.cert");
+    await refused({ tls: { cert: "/nonexistent/cert.pem" } }, "tls.key");
     await refused({ subject: "x" }, "subject");
   });
 });

@@ -80,6 +80,15 @@ function nextOpaque(client: Client): number {
   return client.seq;
 }
 
+/**
+ * How much longer than memjs's own request timeout an exchange may take
+ * before it is given up. memjs loses a request written just before the
+ * server closed the connection cleanly (its close handler cancels the
+ * request timer and never reports an error), so without this backstop the
+ * call would wait forever.
+ */
+const backstopMarginMs = 250;
+
 // Resolves with the request's responses: the first one, or with `series` all
 // of them up to the empty one that ends a series (as `stats` sends).
 function exchange(
@@ -87,37 +96,64 @@ function exchange(
   server: Server,
   request: MemcachedRequest,
   series: boolean,
+  timeoutMs: number,
 ): Promise<MemcachedReply[]> {
   return new Promise((resolve, reject) => {
     const opaque = nextOpaque(client);
     const replies: MemcachedReply[] = [];
+    // memjs.Server#error() drops the connection and fails every request on it
+    // (this one included, through its error handler), so the next one connects afresh.
+    const backstop = setTimeout(
+      () => server.error(new Error("timed out waiting on response")),
+      timeoutMs + backstopMarginMs,
+    );
+    const settle = () => clearTimeout(backstop);
     const onResponse = (response: Response): void => {
       replies.push(toReply(response));
       if (!series || response.header.totalBodyLength === 0) {
+        settle();
         resolve(replies);
       }
     };
     // memjs forgets a handler (and its request's timeout) after the first
     // response, unless the handler is marked quiet: then only after an empty one.
     server.onResponse(opaque, series ? Object.assign(onResponse, { quiet: true }) : onResponse);
-    server.onError(opaque, (error) => reject(connectionError(error)));
+    server.onError(opaque, (error) => {
+      settle();
+      reject(connectionError(error));
+    });
     try {
       server.write(encode(request, opaque));
     } catch (error) {
+      settle();
       reject(connectionError(error));
     }
   });
 }
 
-/** Sends one request that has one response. Rejects with ProviderUnavailableError when the connection fails. */
-export async function call(client: Client, server: Server, request: MemcachedRequest): Promise<MemcachedReply> {
-  const [reply] = await exchange(client, server, request, false);
+/**
+ * Sends one request that has one response. Rejects with
+ * ProviderUnavailableError when the connection fails or no answer comes
+ * within about `timeoutMs` (memjs's own request timeout).
+ */
+export async function call(
+  client: Client,
+  server: Server,
+  request: MemcachedRequest,
+  timeoutMs: number,
+): Promise<MemcachedReply> {
+  const [reply] = await exchange(client, server, request, false, timeoutMs);
   return reply as MemcachedReply;
 }
 
 /** One group of `stats` of one server (e.g. "settings"), as name → value. */
-export async function stats(client: Client, server: Server, group: string): Promise<Map<string, string>> {
-  const replies = await exchange(client, server, { opcode: opcode.stat, key: group }, true);
+export async function stats(
+  client: Client,
+  server: Server,
+  group: string,
+  timeoutMs: number,
+): Promise<Map<string, string>> {
+  const replies = await exchange(client, server, { opcode: opcode.stat, key: group }, true, timeoutMs);
   return new Map(
     replies
       .filter((reply) => reply.status === 0 && reply.key.length > 0)

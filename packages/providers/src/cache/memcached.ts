@@ -151,7 +151,8 @@ export async function createMemcachedCache(options: MemcachedCacheOptions = {}):
   if (!validKeyPrefix(prefix)) {
     check.fail("prefix", `printable ASCII without spaces, at most ${maxPrefixBytes} characters`);
   }
-  const timeoutSeconds = positive(options.timeoutMs, "timeoutMs", 1000) / 1000;
+  const timeoutMs = positive(options.timeoutMs, "timeoutMs", 1000);
+  const timeoutSeconds = timeoutMs / 1000;
   const maxValueBytes = positive(options.maxValueBytes, "maxValueBytes", defaultMaxValueBytes);
 
   const serverOptions = { timeout: timeoutSeconds, conntimeout: timeoutSeconds, keepAlive: true };
@@ -174,7 +175,7 @@ export async function createMemcachedCache(options: MemcachedCacheOptions = {}):
     if (server === undefined || server === null) {
       throw new ProviderUnavailableError(name, "no server available");
     }
-    return call(client, server, request);
+    return call(client, server, request, timeoutMs);
   };
   // Throws for any status but those the caller handles.
   const expect = (reply: MemcachedReply, ...handled: number[]): number => {
@@ -189,7 +190,9 @@ export async function createMemcachedCache(options: MemcachedCacheOptions = {}):
   const serverItemLimit = async (key: string): Promise<number> => {
     const server = client.server(key);
     try {
-      const limit = server ? Number((await stats(client, server, "settings")).get("item_size_max")) : Number.NaN;
+      const limit = server
+        ? Number((await stats(client, server, "settings", timeoutMs)).get("item_size_max"))
+        : Number.NaN;
       return Number.isFinite(limit) ? limit : maxValueBytes;
     } catch {
       return maxValueBytes;
@@ -313,7 +316,7 @@ export async function createMemcachedCache(options: MemcachedCacheOptions = {}):
         throw new ProviderClosedError(name);
       }
       const replies = await Promise.all(
-        client.servers.map((server) => call(client, server, { opcode: opcode.version, key: "" })),
+        client.servers.map((server) => call(client, server, { opcode: opcode.version, key: "" }, timeoutMs)),
       );
       for (const reply of replies) {
         expect(reply, status.ok);
