@@ -4,6 +4,8 @@ import { cors } from "@connectrpc/connect";
 import type { ProviderSpec } from "@stategate/providers";
 import type { AuthConfig } from "./auth/config.js";
 import { isLoopback, loadAuthConfig } from "./auth/config.js";
+import type { TlsConfig } from "./front/tls.js";
+import { loadTlsConfig } from "./front/tls.js";
 
 /** The gateway's configuration, parsed and checked once at start-up. */
 export interface Config {
@@ -26,6 +28,10 @@ export interface Config {
   metricsPort: number | null;
   /** STATEGATE_MAX_OPEN_STREAMS: most event and peer streams open at once on this gateway, default 10000. */
   maxOpenStreams: number;
+  /** STATEGATE_MAX_STREAM_BUFFER: most items one stream holds for a slow client before it is ended, default 10000. */
+  maxStreamBuffer: number;
+  /** STATEGATE_TLS_CERT_FILE and STATEGATE_TLS_KEY_FILE: TLS on the port (HTTP/2 and HTTP/1.1 by ALPN); absent, cleartext. */
+  tls?: TlsConfig;
   /** Rego authorization policies (STATEGATE_REQUEST_POLICY / STATEGATE_RESPONSE_POLICY, or their _FILE variants). */
   policies: { request?: PolicySource; response?: PolicySource };
   /** Authentication: STATEGATE_AUTH_DISABLED, STATEGATE_JWKS_URI and the STATEGATE_JWT_* variables. */
@@ -112,6 +118,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? null
         : parseIntVar(env, "STATEGATE_METRICS_PORT", 9090, 0, 65535),
     maxOpenStreams: parseIntVar(env, "STATEGATE_MAX_OPEN_STREAMS", 10_000, 1, 10_000_000),
+    maxStreamBuffer: parseIntVar(env, "STATEGATE_MAX_STREAM_BUFFER", 10_000, 1, 1_000_000),
+    tls: loadTlsConfig(env, (variable, message) => new ConfigError(variable, message)),
     policies: {
       request: parsePolicy(env, "STATEGATE_REQUEST_POLICY"),
       response: parsePolicy(env, "STATEGATE_RESPONSE_POLICY"),

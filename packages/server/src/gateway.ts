@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
@@ -18,14 +19,27 @@ import type { Logger } from "pino";
 import { createVerifier } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import { ConfigError } from "./config.js";
+import { kRequestId, methodName } from "./context.js";
 import { withCors } from "./front/cors.js";
 import type { AnyRequest, AnyResponse, Door, DoorContext } from "./front/door.js";
 import { DOOR_HEADER } from "./front/door.js";
+import { kEndCall, nodeCallContext } from "./front/end-call.js";
 import { createGraphqlDoor } from "./front/graphql/index.js";
-import type { Upgrade } from "./front/listener.js";
+import type { ListenTls, Upgrade } from "./front/listener.js";
 import { listen } from "./front/listener.js";
 import { createRestDoor } from "./front/rest/index.js";
+import { Health as HealthService } from "./gen/health/v1/health_pb.js";
 import { createInterceptors } from "./interceptors.js";
+import { metricsInterceptor, streamInterceptor } from "./ops/calls.js";
+import type { HealthOptions } from "./ops/health.js";
+import { createHealth } from "./ops/health.js";
+import { createHealthService } from "./ops/health-service.js";
+import { instrumentCache, instrumentChannel, instrumentStorage } from "./ops/instrument.js";
+import { createMetrics } from "./ops/metrics.js";
+import { createReflectionServices, REFLECTION_SERVICES } from "./ops/reflection.js";
+import type { OpsServer } from "./ops/server.js";
+import { startOpsServer } from "./ops/server.js";
+import { VERSION } from "./ops/version.js";
 import { createCacheService } from "./services/cache.js";
 import type { ServiceDeps } from "./services/deps.js";
 import { createEntityService } from "./services/entity.js";
@@ -39,12 +53,18 @@ import { EventRelay } from "./streams/relay.js";
 /** Tuning that is not configuration: tests use it to run the outbox sweep fast. */
 export interface GatewayOptions {
   relay?: RelayOptions;
+  /** Provider ping timeout and Watch interval of the health checks. */
+  health?: HealthOptions;
+  /** How long a stream whose client fell too far behind may take to read its error before the call is cut, default 1000 ms. */
+  slowStreamGraceMs?: number;
 }
 
 /** A running gateway. */
 export interface Gateway {
   /** The port it listens on (useful with STATEGATE_PORT=0). */
   readonly port: number;
+  /** The port of /metrics, /healthz and /readyz, or null with STATEGATE_METRICS_PORT=off. */
+  readonly metricsPort: number | null;
   /** How many event and peer streams are open on this gateway. */
   openStreams(): number;
   /**
@@ -63,22 +83,34 @@ export interface Gateway {
  */
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const opened: { close(): Promise<void> }[] = [];
+  const metrics = createMetrics(VERSION);
+  let ops: OpsServer | undefined;
   try {
     // The embedded store lives in the data directory unless its own path is given.
     const storageVariable =
       config.storage.name === "sqlite" && config.storage.path === undefined
         ? "STATEGATE_DATA_DIR"
         : "STATEGATE_STORAGE_PROVIDER";
-    const storage: Storage = await named(storageVariable, () =>
-      createStorage(config.storage, { dataDir: config.dataDir }),
+    const storage: Storage = instrumentStorage(
+      await named(storageVariable, () => createStorage(config.storage, { dataDir: config.dataDir })),
+      metrics,
     );
     opened.push(storage);
-    const cache: Cache = await named("STATEGATE_CACHE_PROVIDER", () => createCache(config.cache));
+    const cache: Cache = instrumentCache(
+      await named("STATEGATE_CACHE_PROVIDER", () => createCache(config.cache)),
+      metrics,
+    );
     opened.push(cache);
-    const channel: Channel = await named("STATEGATE_CHANNEL_PROVIDER", () => createChannel(config.channel));
+    const channel: Channel = instrumentChannel(
+      await named("STATEGATE_CHANNEL_PROVIDER", () => createChannel(config.channel)),
+      metrics,
+    );
     opened.push(channel);
+    const health = createHealth({ storage, cache, channel }, log, options.health);
 
     const shutdown = new AbortController();
+    // Every open stream listens on it, so thousands of listeners are expected.
+    setMaxListeners(0, shutdown.signal);
     // Events can reach the channel twice (publish, then outbox sweep): keyed by position, the copy is dropped.
     const events = new Hub<Event>(
       channel,
@@ -90,7 +122,34 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const messages = new Hub<PeerMessage>(channel, "messages", (b) => fromBinary(PeerMessageSchema, b), log);
     const relay = new EventRelay(storage, events, log, options.relay);
     relay.start();
-    const deps: ServiceDeps = { storage, cache, channel, events, messages, relay, shutdown: shutdown.signal, log };
+    const slowGraceMs = options.slowStreamGraceMs ?? 1_000;
+    const deps: ServiceDeps = {
+      storage,
+      cache,
+      channel,
+      events,
+      messages,
+      relay,
+      shutdown: shutdown.signal,
+      log,
+      streamBuffer: (ctx, kind, grouped) => {
+        const labels = { kind, group: String(grouped) };
+        return {
+          maxItems: config.maxStreamBuffer,
+          onDepth: (delta) => metrics.bufferedItems.inc(labels, delta),
+          onOverflow: (_error, open) => {
+            metrics.slowStreams.inc({ kind });
+            log.warn(
+              { requestId: ctx.values.get(kRequestId), method: methodName(ctx), code: "ResourceExhausted", kind },
+              `ending a stream whose client fell ${config.maxStreamBuffer} items behind`,
+            );
+            // A client that still reads gets the error in the stream; one that does not is cut.
+            const end = ctx.values.get(kEndCall);
+            if (end) setTimeout(() => open() && end(), slowGraceMs).unref();
+          },
+        };
+      },
+    };
 
     const routes = (router: ConnectRouter) => {
       router.service(EntityService, createEntityService(deps));
@@ -98,15 +157,26 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       router.service(PeerService, createPeerService(deps));
       router.service(CacheService, createCacheService(deps));
       router.service(MutexService, createMutexService(deps));
+      // Probes and schema tools call without credentials: counted, never authenticated.
+      const open = { interceptors: [metricsInterceptor(metrics)] };
+      router.service(HealthService, createHealthService(health, shutdown.signal), open);
+      router.service(REFLECTION_SERVICES[0], reflection.v1, open);
+      router.service(REFLECTION_SERVICES[1], reflection.v1alpha, open);
     };
-    const interceptors = createInterceptors(log, createVerifier(config.auth, log), config.auth.clockSkewSeconds * 1000);
+    const served = [EntityService, EventService, PeerService, CacheService, MutexService];
+    const reflection = createReflectionServices([...served, HealthService]);
+    const interceptors = [
+      metricsInterceptor(metrics),
+      ...createInterceptors(log, createVerifier(config.auth, log), config.auth.clockSkewSeconds * 1000),
+      streamInterceptor(config.maxOpenStreams, metrics),
+    ];
     if (config.auth.mode === "loopback") {
       log.warn("no STATEGATE_JWKS_URI: callers are not authenticated, so only loopback is served (STATEGATE_HOST)");
     } else if (config.auth.mode === "disabled") {
       log.warn("STATEGATE_AUTH_DISABLED=true: callers are not authenticated");
     }
     const doorContext: DoorContext = {
-      services: [EntityService, EventService, PeerService, CacheService, MutexService],
+      services: served,
       transport: createRouterTransport(routes, { router: { interceptors, readMaxBytes: config.maxRequestBytes } }),
       doorHeader: DOOR_HEADER,
       config,
@@ -122,30 +192,60 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       grpc: true,
       grpcWeb: true,
       connect: true,
+      // Lets a stream whose client stopped reading be cut at the transport.
+      contextValues: nodeCallContext,
       // What is not an RPC path may be REST or GraphQL.
       fallback: (req, res) => void serveDoors(doors, req, res, log),
     });
     // CORS wraps every door at once: RPC, REST and GraphQL.
-    const listener = await listenOn(withCors(handler, config.cors), config.host, config.port, (req, socket, head) =>
-      doors.some((door) => door.upgrade?.(req, socket, head)),
+    const listener = await listenOn(
+      withCors(handler, config.cors),
+      config.host,
+      config.port,
+      (req, socket, head) => doors.some((door) => door.upgrade?.(req, socket, head)),
+      config.tls,
     );
+    if (config.metricsPort !== null) {
+      try {
+        ops = await startOpsServer({ host: config.host, port: config.metricsPort, metrics, health, log });
+      } catch (err) {
+        await listener.close(0);
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EADDRINUSE" || code === "EACCES") {
+          throw new ConfigError("STATEGATE_METRICS_PORT", `cannot listen on port ${config.metricsPort} (${code})`);
+        }
+        throw err;
+      }
+    }
     log.info(
-      { port: listener.port, host: config.host, storage: storage.name, cache: cache.name, channel: channel.name },
-      `stategate listening on ${config.host}:${listener.port}`,
+      {
+        port: listener.port,
+        host: config.host,
+        tls: config.tls !== undefined,
+        metricsPort: ops?.port ?? null,
+        storage: storage.name,
+        cache: cache.name,
+        channel: channel.name,
+      },
+      `stategate listening on ${config.tls ? "https" : "http"}://${config.host}:${listener.port}`,
     );
 
     let closing: Promise<void> | undefined;
     return {
       port: listener.port,
+      metricsPort: ops?.port ?? null,
       openStreams: () => events.size + messages.size,
       close() {
         closing ??= (async () => {
+          // Readiness turns 503 and health watchers hear NOT_SERVING before streams end.
+          health.stop();
           shutdown.abort();
           await listener.close(config.shutdownGraceMs);
           await relay.stop();
           for (const provider of opened.reverse()) {
             await provider.close().catch((err: unknown) => log.warn({ err }, "provider close failed"));
           }
+          await ops?.close();
           log.info("stategate stopped");
         })();
         return closing;
@@ -185,9 +285,15 @@ async function serveDoors(doors: Door[], req: AnyRequest, res: AnyResponse, log:
 }
 
 /** Listens, turning the usual failures into errors that name the variable to change. */
-async function listenOn(handler: Parameters<typeof listen>[0], host: string, port: number, upgrade: Upgrade) {
+async function listenOn(
+  handler: Parameters<typeof listen>[0],
+  host: string,
+  port: number,
+  upgrade: Upgrade,
+  secure?: ListenTls,
+) {
   try {
-    return await listen(handler, host, port, upgrade);
+    return await listen(handler, host, port, upgrade, secure);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new ConfigError("STATEGATE_PORT", `port ${port} on ${host} is already in use`);

@@ -51,6 +51,11 @@ async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAtMs: number):
   }
 }
 
+/** `{ subject }` from verified claims that carry a `sub`, else nothing. */
+function subjectOf(claims: Record<string, unknown>): { subject?: string } {
+  return typeof claims.sub === "string" && claims.sub !== "" ? { subject: claims.sub.slice(0, 256) } : {};
+}
+
 /** The door a call came through: REST and GraphQL say so; the others show in the content type. */
 export function doorOf(contentType: string | null, declared: string | null = null): string {
   if (declared === "rest" || declared === "graphql") return declared;
@@ -81,6 +86,8 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
         door,
         code: code === "ok" ? "ok" : Code[code],
         ms: Math.round(performance.now() - started),
+        // Who called, when authenticated: the token's subject, never the token.
+        ...subjectOf(req.contextValues.get(kClaims)),
       };
       if (internal) log.error({ ...line, err }, "call failed");
       else log.debug(line, "call");
@@ -110,7 +117,8 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
           try {
             yield* messages;
             settled = true;
-            done("ok");
+            // A stream ends quietly when its client leaves; that is still a cancelled call.
+            done(req.signal.aborted ? Code.Canceled : "ok");
           } catch (err) {
             settled = true;
             fail(err);

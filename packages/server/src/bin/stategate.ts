@@ -1,15 +1,41 @@
 #!/usr/bin/env node
+import { checkConfig } from "../cli/check-config.js";
+import { helpText } from "../cli/help.js";
 import type { Config } from "../config.js";
 import { ConfigError, loadConfig } from "../config.js";
 import type { Gateway } from "../gateway.js";
 import { startGateway } from "../gateway.js";
 import { createLogger } from "../log.js";
+import { redactConfig } from "../ops/redact.js";
+import { VERSION } from "../ops/version.js";
 
 /**
- * The `stategate` command: reads STATEGATE_* variables, starts the gateway,
- * and stops it cleanly on SIGTERM or SIGINT (exit 0).
+ * The `stategate` command: with no argument, reads STATEGATE_* variables,
+ * starts the gateway, and stops it cleanly on SIGTERM or SIGINT (exit 0).
+ * `--help`, `--version` and `check-config` answer and exit.
  */
-async function main(): Promise<void> {
+async function main(args: string[]): Promise<void> {
+  const [command, ...extra] = args;
+  if (command !== undefined) {
+    if (extra.length > 0) return usage(`unexpected argument "${extra[0]}"`);
+    if (command === "--help" || command === "-h" || command === "help") {
+      process.stdout.write(helpText());
+      return;
+    }
+    if (command === "--version" || command === "-v" || command === "version") {
+      process.stdout.write(`stategate ${VERSION}\n`);
+      return;
+    }
+    if (command === "check-config") {
+      const code = await checkConfig(
+        process.env,
+        (line) => process.stdout.write(`${line}\n`),
+        (line) => process.stderr.write(`${line}\n`),
+      );
+      process.exit(code);
+    }
+    return usage(`unknown command "${command}"`);
+  }
   let config: Config;
   try {
     config = loadConfig();
@@ -21,13 +47,7 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config);
-  const redacted = {
-    ...config,
-    storage: redact(config.storage),
-    cache: redact(config.cache),
-    channel: redact(config.channel),
-  };
-  log.info({ config: redacted }, "starting");
+  log.info({ version: VERSION, config: redactConfig(config) }, "starting");
   let gateway: Gateway;
   try {
     gateway = await startGateway(config, log);
@@ -67,10 +87,9 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-function redact(spec: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(spec)) out[k] = /password|secret|token|key/i.test(k) ? "[redacted]" : v;
-  return out;
+function usage(problem: string): void {
+  process.stderr.write(`stategate: ${problem}; see stategate --help\n`);
+  process.exit(2);
 }
 
-await main();
+await main(process.argv.slice(2));

@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
+import tls from "node:tls";
 
 /** Takes an HTTP/1.1 upgrade request (WebSocket); returns false to refuse it. */
 export type Upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
@@ -27,12 +28,27 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
+/** The certificate and key to serve TLS with. */
+export interface ListenTls {
+  cert: Buffer;
+  key: Buffer;
+}
+
 /**
  * Listens on host:port and hands each connection to an HTTP/2 or an HTTP/1.1
  * server after peeking at its first bytes for the HTTP/2 connection preface.
- * Node's `http2.createServer({ allowHTTP1 })` only does this with TLS.
+ * Node's `http2.createServer({ allowHTTP1 })` only does this with TLS. With
+ * `tls`, the port speaks TLS only, and ALPN picks the server: "h2" or
+ * "http/1.1" (a client that offers neither gets HTTP/1.1, as HTTP/2 over TLS
+ * requires ALPN).
  */
-export async function listen(handler: Handler, host: string, port: number, upgrade?: Upgrade): Promise<Listener> {
+export async function listen(
+  handler: Handler,
+  host: string,
+  port: number,
+  upgrade?: Upgrade,
+  secure?: ListenTls,
+): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (upgrade?.(req, socket, head)) return;
@@ -89,13 +105,19 @@ export async function listen(handler: Handler, host: string, port: number, upgra
     });
   });
 
-  const server = net.createServer((socket) => {
+  const accept = (socket: net.Socket) => {
     sockets.add(socket);
     socket.on("close", () => {
       sockets.delete(socket);
       busy.delete(socket);
     });
     socket.on("error", () => socket.destroy());
+    const alpn = (socket as tls.TLSSocket).alpnProtocol;
+    if (secure) {
+      if (alpn !== "h2") busy.set(socket, 0);
+      (alpn === "h2" ? h2 : h1).emit("connection", socket as Duplex);
+      return;
+    }
     socket.setTimeout(PEEK_TIMEOUT_MS, () => socket.destroy());
     let seen = Buffer.alloc(0);
     const onReadable = () => {
@@ -112,7 +134,13 @@ export async function listen(handler: Handler, host: string, port: number, upgra
       (isH2 ? h2 : h1).emit("connection", socket as Duplex);
     };
     socket.on("readable", onReadable);
-  });
+  };
+  const server = secure
+    ? tls.createServer(
+        { cert: secure.cert, key: secure.key, ALPNProtocols: ["h2", "http/1.1"], handshakeTimeout: PEEK_TIMEOUT_MS },
+        accept,
+      )
+    : net.createServer(accept);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -1,7 +1,9 @@
+import type { HandlerContext } from "@connectrpc/connect";
 import type { Event, PeerMessage } from "@stategate/api";
 import type { Cache, Channel, Storage } from "@stategate/providers";
 import type { Logger } from "pino";
 import type { Hub } from "../streams/hub.js";
+import type { QueueOptions } from "../streams/queue.js";
 import type { EventRelay } from "../streams/relay.js";
 
 /** What the service handlers need, wired once by the gateway. */
@@ -16,4 +18,9 @@ export interface ServiceDeps {
   /** Aborts when the gateway shuts down, ending every open stream. */
   shutdown: AbortSignal;
   log: Logger;
+  /**
+   * How one stream buffers for its client: the limit, and who counts and logs
+   * a client that falls behind. Absent, the default limit and no one.
+   */
+  streamBuffer?: (ctx: HandlerContext, kind: "event" | "peer", grouped: boolean) => QueueOptions;
 }

@@ -26,8 +26,11 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
       const matchDomain = compileGlob(req.domain);
       const matchType = compileGlob(req.type);
       const matches = (event: Event) => matchDomain(event.entity?.domain ?? "") && matchType(event.entity?.type ?? "");
-      const queue = new StreamQueue<Event | typeof GAP>(ctx.signal, deps.shutdown);
       const group = req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.type]);
+      const queue = new StreamQueue<Event | typeof GAP>(
+        [ctx.signal, deps.shutdown],
+        deps.streamBuffer?.(ctx, "event", group !== undefined),
+      );
       // Subscribe before reading storage, so nothing committed meanwhile is missed.
       const unsubscribe = await deps.events.subscribe(
         (event) => {

@@ -30,9 +30,12 @@ export function createPeerService(deps: ServiceDeps): ServiceImpl<typeof PeerSer
       const matchDomain = compileGlob(req.domain);
       const matchChannel = compileGlob(req.channel);
       const matchType = compileGlob(req.type);
-      const queue = new StreamQueue<PeerMessage>(ctx.signal, deps.shutdown);
       const group =
         req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.channel, req.type]);
+      const queue = new StreamQueue<PeerMessage>(
+        [ctx.signal, deps.shutdown],
+        deps.streamBuffer?.(ctx, "peer", group !== undefined),
+      );
       const unsubscribe = await deps.messages.subscribe((m) => {
         if (matchDomain(m.domain) && matchChannel(m.channel) && matchType(m.type)) queue.push(m);
       }, group);

@@ -1,8 +1,22 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { linkSignals } from "./signals.js";
 
-/** Most items a stream buffers for a slow client before it is ended with RESOURCE_EXHAUSTED. */
+/** Most items a stream buffers for a slow client before it is ended with RESOURCE_EXHAUSTED (STATEGATE_MAX_STREAM_BUFFER). */
 export const MAX_STREAM_BUFFER = 10_000;
+
+/** How a queue bounds its buffer, and whom it tells. */
+export interface QueueOptions {
+  /** Most items held for the client; MAX_STREAM_BUFFER unless set. */
+  maxItems?: number;
+  /** Told of each change in the number of items waiting (+1, -1, or minus all of them). */
+  onDepth?: (delta: number) => void;
+  /**
+   * Told once, when the client fell `maxItems` behind. The stream's next read
+   * throws `error`; a client that does not read at all never gets there, so
+   * the listener may end the call at the transport while `open()` is true.
+   */
+  onOverflow?: (error: ConnectError, open: () => boolean) => void;
+}
 
 /**
  * A buffer between listeners that push and a server stream that pulls. It ends
@@ -16,9 +30,13 @@ export class StreamQueue<T> implements AsyncIterable<T> {
 
   private readonly signal: AbortSignal;
   private readonly unlink: () => void;
+  private disposed = false;
 
   /** Ends when any of `signals` aborts. Call `dispose()` when the stream is over. */
-  constructor(...signals: AbortSignal[]) {
+  constructor(
+    signals: AbortSignal[],
+    private readonly options: QueueOptions = {},
+  ) {
     const linked = linkSignals(...signals);
     this.signal = linked.signal;
     this.unlink = linked.unlink;
@@ -31,8 +49,9 @@ export class StreamQueue<T> implements AsyncIterable<T> {
    * signal outlives every stream, and must not keep ended queues alive.
    */
   dispose(): void {
+    this.disposed = true;
     this.unlink();
-    this.items = [];
+    this.drop();
     this.failure ??= new ConnectError("stream ended", Code.Canceled);
     this.notify();
   }
@@ -43,15 +62,16 @@ export class StreamQueue<T> implements AsyncIterable<T> {
   }
 
   push(item: T): void {
-    if (this.failure) return;
-    if (this.items.length >= MAX_STREAM_BUFFER) {
-      this.failure = new ConnectError(
-        `stream fell ${MAX_STREAM_BUFFER} items behind; reconnect and resume`,
-        Code.ResourceExhausted,
-      );
-      this.items = [];
+    if (this.failure || this.disposed) return;
+    const max = this.options.maxItems ?? MAX_STREAM_BUFFER;
+    if (this.items.length >= max) {
+      const failure = new ConnectError(`stream fell ${max} items behind; reconnect and resume`, Code.ResourceExhausted);
+      this.failure = failure;
+      this.drop();
+      this.options.onOverflow?.(failure, () => !this.disposed);
     } else {
       this.items.push(item);
+      this.options.onDepth?.(1);
     }
     this.notify();
   }
@@ -62,6 +82,7 @@ export class StreamQueue<T> implements AsyncIterable<T> {
       if (this.signal.aborted) return;
       const item = this.items.shift();
       if (item !== undefined) {
+        this.options.onDepth?.(-1);
         yield item;
         continue;
       }
@@ -69,6 +90,11 @@ export class StreamQueue<T> implements AsyncIterable<T> {
         this.wake = resolve;
       });
     }
+  }
+
+  private drop(): void {
+    if (this.items.length > 0) this.options.onDepth?.(-this.items.length);
+    this.items = [];
   }
 
   private notify(): void {
