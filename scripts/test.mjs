@@ -31,11 +31,14 @@ function check(label, cmd, args) {
   }
 }
 
-const files = process.argv.length > 2 ? process.argv.slice(2) : findTests(join(root, "packages")).sort();
+const files =
+  process.argv.length > 2
+    ? process.argv.slice(2)
+    : [...findTests(join(root, "packages")), ...findTests(join(root, "bench"))].sort();
 if (process.argv.length <= 2) {
   check("biome (lint and format)", "biome", ["check", "."]);
   check("buf lint", "buf", ["lint"]);
-  for (const pkg of ["providers", "server", "sdk-web"]) {
+  for (const pkg of ["providers", "server", "sdk-web", "rego"]) {
     check(`type-check of packages/${pkg} tests`, "tsc", ["-p", join("packages", pkg, "tsconfig.test.json")]);
   }
 }

@@ -16,6 +16,7 @@ import {
 import type { Cache, Channel, Storage } from "@stategate/providers";
 import { createCache, createChannel, createStorage, ProviderConfigError } from "@stategate/providers";
 import type { Logger } from "pino";
+import { compilePolicies, policyInterceptors } from "./auth/policy.js";
 import { createVerifier } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import { ConfigError } from "./config.js";
@@ -82,6 +83,8 @@ export interface Gateway {
  * const gateway = await startGateway(loadConfig(), createLogger(config));
  */
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  // A policy that cannot run stops start-up before any backend is opened.
+  const policies = compilePolicies(config.policies);
   const opened: { close(): Promise<void> }[] = [];
   const metrics = createMetrics(VERSION);
   let ops: OpsServer | undefined;
@@ -168,6 +171,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const interceptors = [
       metricsInterceptor(metrics),
       ...createInterceptors(log, createVerifier(config.auth, log), config.auth.clockSkewSeconds * 1000),
+      ...policyInterceptors(policies, config.auth, log),
       streamInterceptor(config.maxOpenStreams, metrics),
     ];
     if (config.auth.mode === "loopback") {

@@ -87,6 +87,31 @@ describe("the README quick start", () => {
     assert.match(text, /"value":"hello"/, "the cache round-trips");
   });
 
+  it("packs the SDK, installs it into a fresh project as the README says, and runs the Node example there", async () => {
+    const block = blocks("sh").find((b) => b.includes("npm run pack"));
+    assert.ok(block, "the README shows how to install the SDK elsewhere");
+    const [pack, install] = commands(block);
+    assert.equal(pack, "npm run pack");
+    await run("bash", ["-c", pack ?? ""], { cwd: repoRoot });
+    const app = mkdtempSync(join(tmpdir(), "stategate-app-"));
+    try {
+      writeFileSync(join(app, "package.json"), JSON.stringify({ name: "my-service", private: true, type: "module" }));
+      // "cd ../my-service && npm install ../stategate/…": here the project is `app` and the repository is repoRoot.
+      const npmInstall = (install ?? "").replace(/^cd \S+ && /, "").replaceAll("../stategate/", `${repoRoot}/`);
+      assert.match(npmInstall, /^npm install \S+stategate-api-\S+\.tgz \S+stategate-sdk-node-\S+\.tgz$/);
+      await run("bash", ["-c", npmInstall], { cwd: app });
+      const [example] = blocks("ts");
+      writeFileSync(join(app, "example.mts"), (example ?? "").replaceAll("localhost:8080", `localhost:${port}`));
+      // tsx only strips the types: the imports resolve from the app's own node_modules.
+      const { stdout } = await run(process.execPath, ["--import", import.meta.resolve("tsx"), "example.mts"], {
+        cwd: app,
+      });
+      assert.match(stdout, /hello/, "the installed SDK reached the gateway");
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
   it("runs the Node example", async () => {
     const [example] = blocks("ts");
     assert.ok(example);

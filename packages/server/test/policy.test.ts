@@ -1,0 +1,510 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Code, ConnectError } from "@stategate/sdk-node";
+import type { ExecutionResult } from "graphql";
+import type { JWTPayload } from "jose";
+import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import type { TestGateway } from "./helpers.js";
+import { repoRoot, startTestGateway, take, until } from "./helpers.js";
+
+// Request and response policies (issue 6), over every door, with real tokens
+// from a local JWKS. The policies are the README's own examples.
+
+const ISSUER = "https://issuer.test";
+const AUDIENCE = "stategate";
+const b64 = (text: string) => Buffer.from(text).toString("base64");
+
+/** The rego blocks of the README's Authorization section: [tenant request policy, stream response policy]. */
+function readmePolicies(): string[] {
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+  const section = readme.slice(readme.indexOf("## Authorization"), readme.indexOf("## Configuration"));
+  return [...section.matchAll(/```rego\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+}
+
+let jwks: Server;
+let sign: (claims: JWTPayload) => Promise<string>;
+let auth: Record<string, string>;
+
+before(async () => {
+  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" };
+  jwks = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
+  sign = (claims) =>
+    new SignJWT({ sub: "user", ...claims })
+      .setProtectedHeader({ alg: "ES256", kid: "k1" })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(privateKey);
+  auth = {
+    STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+    STATEGATE_JWT_ISSUER: ISSUER,
+    STATEGATE_JWT_AUDIENCE: AUDIENCE,
+  };
+});
+
+after(async () => {
+  jwks?.closeAllConnections();
+  await new Promise((resolve) => jwks?.close(resolve));
+});
+
+/** The code name a call fails with, "OK" when it succeeds. */
+async function codeOf(call: Promise<unknown>): Promise<string> {
+  try {
+    await call;
+    return "OK";
+  } catch (err) {
+    return Code[ConnectError.from(err).code] as string;
+  }
+}
+
+async function graphql(tg: TestGateway, token: string, query: string): Promise<ExecutionResult<Record<string, any>>> {
+  const res = await fetch(`${tg.baseUrl}/api/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+  });
+  return (await res.json()) as ExecutionResult<Record<string, any>>;
+}
+
+async function rest(
+  tg: TestGateway,
+  token: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Record<string, any> }> {
+  const res = await fetch(`${tg.baseUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Record<string, any> };
+}
+
+describe("a tenant request policy", () => {
+  let tg: TestGateway;
+  let acme: string;
+
+  before(async () => {
+    const [tenant] = readmePolicies();
+    assert.ok(tenant?.includes("input.claims.tenant == input.body.domain"), "the README's tenant policy");
+    tg = await startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: b64(tenant!) });
+    acme = await sign({ tenant: "acme" });
+    // Data in the other tenant's domain, written by that tenant.
+    const globex = tg.client({ protocol: "grpc", token: await sign({ tenant: "globex" }) });
+    await globex.entity.set({ domain: "globex", type: "user", key: "ada", values: { secret: true } });
+    globex.close();
+  });
+  after(() => tg?.close());
+
+  it("over gRPC: reads and writes its own domain only", async () => {
+    const client = tg.client({ protocol: "grpc", token: acme });
+    try {
+      assert.equal(
+        await codeOf(client.entity.set({ domain: "acme", type: "user", key: "ada", values: { n: 1 } })),
+        "OK",
+      );
+      assert.equal(await codeOf(client.entity.get({ domain: "acme", type: "user", key: "ada" })), "OK");
+      assert.equal(await codeOf(client.entity.search({ domain: "acme", type: "user" })), "OK");
+      for (const call of [
+        client.entity.set({ domain: "globex", type: "user", key: "ada", values: { n: 1 } }),
+        client.entity.get({ domain: "globex", type: "user", key: "ada" }),
+        client.entity.del({ domain: "globex", type: "user", key: "ada" }),
+        client.event.search({ domain: "globex", type: "user" }),
+      ]) {
+        assert.equal(await codeOf(call), "PermissionDenied");
+      }
+    } finally {
+      client.close();
+    }
+  });
+
+  it("over gRPC-Web and Connect too", async () => {
+    for (const protocol of ["grpc-web", "connect"] as const) {
+      const client = tg.client({ protocol, token: acme, httpVersion: "1.1" });
+      try {
+        assert.equal(await codeOf(client.entity.get({ domain: "acme", type: "user", key: "ada" })), "OK", protocol);
+        assert.equal(
+          await codeOf(client.entity.get({ domain: "globex", type: "user", key: "ada" })),
+          "PermissionDenied",
+          protocol,
+        );
+      } finally {
+        client.close();
+      }
+    }
+  });
+
+  it("over REST: 403 for the other domain, and a query parameter cannot lead the policy astray", async () => {
+    const ok = await rest(tg, acme, "POST", "/api/entity/ref/acme/user/bob", { values: { n: 2 } });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal((await rest(tg, acme, "GET", "/api/entity/ref/acme/user/bob")).status, 200);
+    const write = await rest(tg, acme, "POST", "/api/entity/ref/globex/user/bob", { values: { n: 2 } });
+    assert.equal(write.status, 403);
+    assert.equal(write.body.code, "permission_denied");
+    const read = await rest(tg, acme, "GET", "/api/entity/ref/globex/user/ada");
+    assert.equal(read.status, 403);
+    // The other domain in the path, the caller's own in the query: never globex's data.
+    const mixed = await rest(tg, acme, "GET", "/api/entity/ref/globex/user/ada?domain=acme");
+    assert.notEqual(mixed.status, 200, JSON.stringify(mixed.body));
+    assert.doesNotMatch(JSON.stringify(mixed.body), /secret/);
+    const mixed2 = await rest(tg, acme, "GET", "/api/entity/search?domain=globex&domain=acme&type=user");
+    assert.notEqual(mixed2.status, 200, JSON.stringify(mixed2.body));
+  });
+
+  it("over GraphQL: PERMISSION_DENIED for the other domain", async () => {
+    const mine = await graphql(tg, acme, '{ entityGet(domain: "acme", type: "user", key: "ada") { entity { key } } }');
+    assert.equal(mine.errors, undefined);
+    assert.equal(mine.data?.entityGet.entity.key, "ada");
+    const other = await graphql(
+      tg,
+      acme,
+      '{ entityGet(domain: "globex", type: "user", key: "ada") { entity { values } } }',
+    );
+    assert.equal(other.errors?.[0]?.extensions?.code, "PERMISSION_DENIED");
+    const write = await graphql(
+      tg,
+      acme,
+      'mutation { entitySet(domain: "globex", type: "user", key: "eve", values: {}) { event { id } } }',
+    );
+    assert.equal(write.errors?.[0]?.extensions?.code, "PERMISSION_DENIED");
+  });
+
+  it("sees the real subscription request: a stream of another domain is refused before it opens", async () => {
+    const client = tg.client({ protocol: "grpc", token: acme });
+    try {
+      for (const domain of ["globex", "*"]) {
+        await assert.rejects(take(client.event.stream({ domain, type: "*" }), 1, 5_000), (err) => {
+          assert.equal(ConnectError.from(err).code, Code.PermissionDenied, String(err));
+          return true;
+        });
+      }
+      assert.equal(tg.gateway.openStreams(), 0);
+      const events = client.event.stream({ domain: "acme", type: "*" });
+      const got = take(events, 1);
+      await until(() => tg.gateway.openStreams() === 1);
+      await client.entity.set({ domain: "acme", type: "user", key: "cy", values: {} });
+      assert.equal((await got)[0]?.event?.entity?.key, "cy");
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe("a response policy on streams", () => {
+  let tg: TestGateway;
+
+  before(async () => {
+    const [, streams] = readmePolicies();
+    assert.ok(streams?.includes("input.body.event.entity.domain"), "the README's stream policy");
+    tg = await startTestGateway({ ...auth, STATEGATE_RESPONSE_POLICY: b64(streams!) });
+  });
+  after(() => tg?.close());
+
+  it("a stream of every domain receives only the events of the caller's tenant, and goes on", async () => {
+    const reader = tg.client({ protocol: "grpc", token: await sign({ tenant: "acme" }) });
+    const acme = tg.client({ protocol: "connect", token: await sign({ tenant: "acme" }) });
+    const globex = tg.client({ protocol: "connect", token: await sign({ tenant: "globex" }) });
+    try {
+      const got = take(reader.event.stream({ domain: "*", type: "*" }), 3);
+      await until(() => tg.gateway.openStreams() === 1);
+      await globex.entity.set({ domain: "globex", type: "t", key: "g1", values: {} });
+      await acme.entity.set({ domain: "acme", type: "t", key: "a1", values: {} });
+      await globex.entity.set({ domain: "globex", type: "t", key: "g2", values: {} });
+      await globex.entity.set({ domain: "globex", type: "t", key: "g3", values: {} });
+      await acme.entity.set({ domain: "acme", type: "t", key: "a2", values: {} });
+      await acme.entity.set({ domain: "acme", type: "t", key: "a3", values: {} });
+      const events = await got;
+      assert.deepEqual(
+        events.map((e) => `${e.event?.entity?.domain}/${e.event?.entity?.key}`),
+        ["acme/a1", "acme/a2", "acme/a3"],
+      );
+    } finally {
+      for (const c of [reader, acme, globex]) c.close();
+    }
+  });
+
+  it("the same over a REST event stream", async () => {
+    const acme = tg.client({ protocol: "connect", token: await sign({ tenant: "acme" }) });
+    const globex = tg.client({ protocol: "connect", token: await sign({ tenant: "globex" }) });
+    try {
+      const { opened, events } = await sseEvents(tg, await sign({ tenant: "acme" }), 2);
+      await opened;
+      await until(() => tg.gateway.openStreams() === 1);
+      await globex.entity.set({ domain: "globex", type: "t", key: "r1", values: {} });
+      await acme.entity.set({ domain: "acme", type: "t", key: "r2", values: {} });
+      await globex.entity.set({ domain: "globex", type: "t", key: "r3", values: {} });
+      await acme.entity.set({ domain: "acme", type: "t", key: "r4", values: {} });
+      assert.deepEqual(await events, ["acme/r2", "acme/r4"]);
+    } finally {
+      acme.close();
+      globex.close();
+    }
+  });
+});
+
+/** The first `count` events of a REST event stream (Server-Sent Events), as domain/key. */
+async function sseEvents(
+  tg: TestGateway,
+  token: string,
+  count: number,
+): Promise<{ opened: Promise<void>; events: Promise<string[]> }> {
+  const abort = new AbortController();
+  const res = fetch(`${tg.baseUrl}/api/events/stream?domain=*&type=*`, {
+    headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" },
+    signal: abort.signal,
+  });
+  const opened = res.then((r) => assert.equal(r.status, 200));
+  const events = (async () => {
+    const out: string[] = [];
+    const reader = (await res).body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    try {
+      while (out.length < count) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+        let end = text.indexOf("\n\n");
+        while (end >= 0) {
+          const data = text
+            .slice(0, end)
+            .split("\n")
+            .find((l) => l.startsWith("data: "));
+          if (data) {
+            const { event } = JSON.parse(data.slice(6)) as { event: { entity: { domain: string; key: string } } };
+            out.push(`${event.entity.domain}/${event.entity.key}`);
+          }
+          text = text.slice(end + 2);
+          end = text.indexOf("\n\n");
+        }
+      }
+      return out;
+    } finally {
+      abort.abort();
+    }
+  })();
+  return { opened, events };
+}
+
+describe("the input document", () => {
+  let tg: TestGateway;
+  const request = `package stategate.authz
+
+import rego.v1
+
+default allow := false
+
+allow if {
+	input.method == "/stategate.v1.EntityService/Get"
+	input.metadata["x-policy-test"] == "yes"
+	input.claims.sub == "ada"
+	input.body == {"domain": "d", "type": "t", "key": "k"}
+	input.client_stream == false
+	input.server_stream == false
+}
+
+allow if {
+	input.method == "/stategate.v1.EventService/Stream"
+	input.body.domain == "d"
+	input.body.type == "t"
+	input.server_stream == true
+	input.client_stream == false
+}
+
+allow if input.method == "/stategate.v1.EntityService/Set"
+`;
+  // The response policy sees the response: Get answers with the entity, so its values decide.
+  const response = `package stategate.authz
+
+import rego.v1
+
+default allow := false
+
+allow if input.method != "/stategate.v1.EntityService/Get"
+
+allow if {
+	input.body.entity.key == "k"
+	not input.body.entity.values.hidden
+	input.body.entity.version == "1"
+}
+`;
+
+  before(async () => {
+    tg = await startTestGateway({
+      ...auth,
+      STATEGATE_REQUEST_POLICY: b64(request),
+      STATEGATE_RESPONSE_POLICY: b64(response),
+    });
+  });
+  after(() => tg?.close());
+
+  it("holds claims, method, lower-case metadata, the request body and the stream flags", async () => {
+    const token = await sign({ sub: "ada" });
+    const withHeader = tg.client({
+      protocol: "grpc",
+      token,
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("X-Policy-Test", "yes");
+          return next(req);
+        },
+      ],
+    });
+    const plain = tg.client({ protocol: "grpc", token });
+    try {
+      await plain.entity.set({ domain: "d", type: "t", key: "k", values: { a: 1 } });
+      assert.equal(await codeOf(withHeader.entity.get({ domain: "d", type: "t", key: "k" })), "OK");
+      assert.equal(
+        await codeOf(plain.entity.get({ domain: "d", type: "t", key: "k" })),
+        "PermissionDenied",
+        "no header",
+      );
+      assert.equal(await codeOf(withHeader.entity.get({ domain: "d", type: "t", key: "other" })), "PermissionDenied");
+      const events = withHeader.event.stream({ domain: "d", type: "t" });
+      const got = take(events, 1);
+      await until(() => tg.gateway.openStreams() === 1);
+      await plain.entity.set({ domain: "d", type: "t", key: "k2", values: {} });
+      assert.equal((await got)[0]?.event?.entity?.key, "k2");
+      await assert.rejects(take(withHeader.event.stream({ domain: "d", type: "other" }), 1, 5_000), (err) =>
+        Boolean(ConnectError.from(err).code === Code.PermissionDenied),
+      );
+    } finally {
+      withHeader.close();
+      plain.close();
+    }
+  });
+
+  it("the response policy sees the response message, not the request", async () => {
+    const token = await sign({ sub: "ada" });
+    const client = tg.client({
+      protocol: "connect",
+      token,
+      interceptors: [
+        (next) => (req) => {
+          req.header.set("x-policy-test", "yes");
+          return next(req);
+        },
+      ],
+    });
+    try {
+      assert.equal(await codeOf(client.entity.get({ domain: "d", type: "t", key: "k" })), "OK");
+      // The write passes both policies; what it stored makes the response policy deny the read.
+      await client.entity.set({ domain: "d", type: "t", key: "k", values: { hidden: true } });
+      const err = await client.entity
+        .get({ domain: "d", type: "t", key: "k" })
+        .catch((e: unknown) => ConnectError.from(e));
+      assert.ok(err instanceof ConnectError);
+      assert.equal(err.code, Code.PermissionDenied);
+      assert.match(err.rawMessage, /response policy/);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe("policies at start-up", () => {
+  it("the reference's base64 example (default allow = true) works", async () => {
+    const reference = "cGFja2FnZSBzdGF0ZWdhdGUuYXV0aHoKCmRlZmF1bHQgYWxsb3cgPSB0cnVl";
+    assert.equal(Buffer.from(reference, "base64").toString(), "package stategate.authz\n\ndefault allow = true");
+    const tg = await startTestGateway({
+      ...auth,
+      STATEGATE_REQUEST_POLICY: reference,
+      STATEGATE_RESPONSE_POLICY: reference,
+    });
+    try {
+      const client = tg.client({ protocol: "grpc", token: await sign({}) });
+      await client.entity.set({ domain: "any", type: "t", key: "k", values: { a: 1 } });
+      assert.deepEqual((await client.entity.get({ domain: "any", type: "t", key: "k" })).entity?.values, { a: 1 });
+      client.close();
+    } finally {
+      await tg.close();
+    }
+  });
+
+  it("a policy calling an unknown built-in stops start-up, naming the variable, the position and the built-in", async () => {
+    const policy =
+      'package stategate.authz\n\nimport rego.v1\n\nallow if {\n\thttp.send({"url": input.body.key}).status == 200\n}\n';
+    await assert.rejects(startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: b64(policy) }), (err: Error) => {
+      assert.equal(err.name, "ConfigError");
+      assert.match(err.message, /^STATEGATE_REQUEST_POLICY: /);
+      assert.match(err.message, /line 6, column 2/);
+      assert.match(err.message, /unknown built-in function http\.send/);
+      return true;
+    });
+  });
+
+  it("Rego written before 1.0 is refused with how to write it in v1; from a file the file is named", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "stategate-policy-"));
+    try {
+      const file = join(dir, "authz.rego");
+      writeFileSync(file, 'package stategate.authz\n\ndeny[msg] {\n  msg := "no"\n}\n\nallow { count(deny) == 0 }\n');
+      await assert.rejects(startTestGateway({ ...auth, STATEGATE_RESPONSE_POLICY_FILE: file }), (err: Error) => {
+        assert.match(err.message, /^STATEGATE_RESPONSE_POLICY_FILE: /);
+        assert.match(err.message, new RegExp(`line 3, column 11 of ${file.replace(/[/.]/g, "\\$&")}`));
+        assert.match(err.message, /deny contains x if \{ … \}/);
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a policy without data.stategate.authz.allow is refused", async () => {
+    await assert.rejects(
+      startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: b64("package authz\n\nallow := true\n") }),
+      /STATEGATE_REQUEST_POLICY: the policy must define data\.stategate\.authz\.allow .*data\.authz\.allow/,
+    );
+  });
+
+  it("with STATEGATE_AUTH_DISABLED=true the policies are not evaluated", async () => {
+    const denyAll = b64("package stategate.authz\n\ndefault allow := false\n");
+    const tg = await startTestGateway({ STATEGATE_AUTH_DISABLED: "true", STATEGATE_REQUEST_POLICY: denyAll });
+    try {
+      const client = tg.client({ protocol: "grpc" });
+      assert.equal(await codeOf(client.entity.search({ domain: "d", type: "t" })), "OK");
+      client.close();
+    } finally {
+      await tg.close();
+    }
+  });
+
+  it("a policy that fails while evaluated (a conflict) answers INTERNAL, never allows", async () => {
+    const conflict = b64(
+      'package stategate.authz\n\nallow := true if input.body.domain == "x"\n\nallow := false if input.body.domain == "x"\n\nallow if input.body.domain == "y"\n',
+    );
+    const tg = await startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: conflict });
+    try {
+      const client = tg.client({ protocol: "grpc", token: await sign({}) });
+      assert.equal(await codeOf(client.entity.search({ domain: "x", type: "t" })), "Internal");
+      assert.equal(await codeOf(client.entity.search({ domain: "y", type: "t" })), "OK");
+      client.close();
+    } finally {
+      await tg.close();
+    }
+  });
+
+  it("a deny-all policy denies when authentication is on", async () => {
+    const denyAll = b64("package stategate.authz\n\ndefault allow := false\n");
+    const tg = await startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: denyAll });
+    try {
+      const client = tg.client({ protocol: "grpc", token: await sign({}) });
+      assert.equal(await codeOf(client.entity.search({ domain: "d", type: "t" })), "PermissionDenied");
+      client.close();
+    } finally {
+      await tg.close();
+    }
+  });
+});
