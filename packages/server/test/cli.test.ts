@@ -103,6 +103,14 @@ describe("stategate check-config", () => {
         { STATEGATE_CACHE_PROVIDER: '{"name":"memcached","colour":"red"}' },
         /^stategate: STATEGATE_CACHE_PROVIDER: .*colour/,
       ],
+      [
+        {
+          STATEGATE_REQUEST_POLICY: Buffer.from("package stategate.authz\n\nallow if http.send({})\n").toString(
+            "base64",
+          ),
+        },
+        /^stategate: STATEGATE_REQUEST_POLICY: .*line 3, column \d+.*http\.send/,
+      ],
     ] as const) {
       const result = stategate(["check-config"], env);
       assert.equal(result.status, 2, result.stderr);

@@ -1,5 +1,6 @@
 import type { Cache, Channel, Storage } from "@stategate/providers";
 import { createCache, createChannel, createStorage, ProviderConfigError } from "@stategate/providers";
+import { compilePolicies } from "../auth/policy.js";
 import { ConfigError, loadConfig } from "../config.js";
 
 /** How long one provider may take to open and answer a ping. */
@@ -8,8 +9,8 @@ const PROVIDER_TIMEOUT_MS = 20_000;
 type Write = (line: string) => void;
 
 /**
- * `stategate check-config`: parses the environment as start-up does, then
- * opens each provider, pings it and closes it, without serving anything. One
+ * `stategate check-config`: parses the environment and compiles the policies
+ * as start-up does, then opens each provider, pings it and closes it, without serving anything. One
  * line per provider on `out`; a problem is one line on `err` naming the
  * variable. Resolves to the exit code: 0 all well, 2 a bad value, 1 a
  * provider that cannot be reached.
@@ -21,6 +22,8 @@ export async function checkConfig(env: NodeJS.ProcessEnv, out: Write, err: Write
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(env);
+    // Start-up compiles the policies before it opens any backend: so does the check.
+    compilePolicies(config.policies);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     err(`stategate: ${e.message}`);
