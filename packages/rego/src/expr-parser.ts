@@ -334,7 +334,8 @@ export class ExprParser {
         switch (t.text) {
           case "(": {
             this.next();
-            const inner = this.nested(false, () => this.expr(false, false));
+            // `(k, v in xs)` is a membership test in parentheses.
+            const inner = this.nested(false, () => this.expr(true, false));
             this.expect(")");
             term = inner;
             break;

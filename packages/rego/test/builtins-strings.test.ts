@@ -72,11 +72,12 @@ describe("string built-ins", () => {
     assert.equal(x('strings.any_suffix_match("abc", {"bc"})'), true);
   });
 
-  it("format_int rounds down and takes bases 2, 8, 10, 16", () => {
+  it("format_int truncates toward zero (as OPA's big.Float.Int) and takes bases 2, 8, 10, 16", () => {
     assert.deepEqual(
       x("[format_int(255, 16), format_int(8, 2), format_int(8, 8), format_int(3.9, 10), format_int(-1.5, 10)]"),
-      ["ff", "1000", "10", "3", "-2"],
+      ["ff", "1000", "10", "3", "-1"],
     );
+    assert.deepEqual(x("[format_int(-5.9, 10), format_int(-255, 16)]"), ["-5", "-ff"]);
     assert.equal(x("format_int(10, 3)"), undefined);
   });
 

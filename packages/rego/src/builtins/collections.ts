@@ -46,8 +46,9 @@ export const collectionBuiltins: BuiltinTable = {
       const fallback = args[2]!;
       if (!Array.isArray(key)) return lookup(o, key) ?? fallback;
       let cur: Value | undefined = o;
+      // As OPA's Value.Find: through objects, arrays (by index) and sets (by member).
       for (const k of key) {
-        if (cur === undefined || !(isObject(cur) || Array.isArray(cur))) return fallback;
+        if (cur === undefined || typeof cur !== "object" || cur === null) return fallback;
         cur = lookup(cur, k);
       }
       return cur ?? fallback;

@@ -1,6 +1,6 @@
 import { BuiltinError } from "../errors.js";
 import type { Value } from "../value.js";
-import { formatNumber, isObject, objectEntries, RegoSet } from "../value.js";
+import { compareStrings, formatNumber, isObject, objectEntries, RegoSet } from "../value.js";
 import type { BuiltinTable } from "./args.js";
 import { obj, objectOf, str, typeError } from "./args.js";
 
@@ -36,7 +36,8 @@ export function marshal(v: Value): string {
   if (Array.isArray(v)) return `[${v.map(marshal).join(",")}]`;
   if (v instanceof RegoSet) return `[${v.values().map(marshal).join(",")}]`;
   const entries = objectEntries(v).map(([k, x]) => [typeof k === "string" ? k : marshal(k), marshal(x)] as const);
-  entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  // Go's encoding/json sorts keys by their UTF-8 bytes.
+  entries.sort((a, b) => compareStrings(a[0], b[0]));
   return `{${entries.map(([k, x]) => `${quote(k)}:${x}`).join(",")}}`;
 }
 
@@ -54,6 +55,15 @@ const urlRaw = /^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$/;
 
 function decode(s: string, encoding: "base64" | "base64url"): string {
   return Buffer.from(s, encoding).toString("utf8");
+}
+
+/**
+ * base64url as OPA decodes it: padded, or unpadded when the length allows
+ * (RFC 7515 appendix C); a length of 4n+1 or a wrong padding is an error.
+ */
+export function base64UrlBytes(s: string): Buffer {
+  if (!url.test(s) && !urlRaw.test(s)) throw new BuiltinError("illegal base64 data");
+  return Buffer.from(s, "base64url");
 }
 
 /** Go's url.QueryEscape. */
@@ -108,9 +118,7 @@ export const encodingBuiltins: BuiltinTable = {
   "base64url.decode": {
     arity: 1,
     fn: (args) => {
-      const s = str(args, 0);
-      if (!url.test(s) && !urlRaw.test(s)) throw new BuiltinError("illegal base64 data");
-      return decode(s, "base64url");
+      return base64UrlBytes(str(args, 0)).toString("utf8");
     },
   },
   "hex.encode": { arity: 1, fn: (args) => Buffer.from(str(args, 0), "utf8").toString("hex") },
@@ -146,6 +154,8 @@ export const encodingBuiltins: BuiltinTable = {
       const out = new Map<string, string[]>();
       for (const part of str(args, 0).split(/[&]/)) {
         if (part === "") continue;
+        // Go's url.ParseQuery (since Go 1.17) refuses ";" as a separator.
+        if (part.includes(";")) throw new BuiltinError("invalid semicolon separator in query");
         const eq = part.indexOf("=");
         const k = queryUnescape(eq < 0 ? part : part.slice(0, eq));
         const v = eq < 0 ? "" : queryUnescape(part.slice(eq + 1));

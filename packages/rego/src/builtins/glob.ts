@@ -8,13 +8,64 @@ function escapeRe(s: string): string {
   return s.replace(reSpecial, "\\$&");
 }
 
+/** A character as a JavaScript regex escape, safe inside and outside classes. */
+function escapeChar(c: string): string {
+  return `\\u{${c.codePointAt(0)!.toString(16)}}`;
+}
+
+/**
+ * A character class of gobwas/glob, which OPA uses: after `[` (and an
+ * optional `!`), either one range `a-z` or a list of characters (where `-`
+ * is an ordinary character and `\` escapes), then `]`. Anything else, such
+ * as two ranges `[a-z0-9]`, is a syntax error in OPA, so it is here too.
+ * Returns the regex text and the index after the class.
+ */
+function globClass(chars: string[], start: number): [string, number] {
+  let i = start;
+  let not = "";
+  if (chars[i] === "!") {
+    not = "^";
+    i++;
+  }
+  if (chars[i] !== undefined && chars[i + 1] === "-") {
+    const lo = chars[i]!;
+    const hi = chars[i + 2];
+    if (hi === undefined) throw new BuiltinError("glob: unexpected end of input in a character range");
+    if (chars[i + 3] !== "]") {
+      throw new BuiltinError(
+        "glob: expected close range character (a class holds one range, such as [a-z], or a list, such as [abc])",
+      );
+    }
+    if (hi.codePointAt(0)! < lo.codePointAt(0)!) throw new BuiltinError("glob: range hi character is less than lo");
+    return [`[${not}${escapeChar(lo)}-${escapeChar(hi)}]`, i + 4];
+  }
+  let body = "";
+  let n = 0;
+  for (; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c === "\\") {
+      i++;
+      if (i >= chars.length) break;
+      body += escapeChar(chars[i]!);
+      n++;
+    } else if (c === "]") {
+      if (n === 0) throw new BuiltinError("glob: could not parse range (empty character class)");
+      return [`[${not}${body}]`, i + 1];
+    } else {
+      body += escapeChar(c);
+      n++;
+    }
+  }
+  throw new BuiltinError("glob: unexpected end of input: unclosed [");
+}
+
 /**
  * The glob syntax OPA takes (gobwas/glob): `*` any run without delimiters,
  * `**` any run, `?` one character that is not a delimiter, `[abc]`, `[a-z]`,
  * `[!abc]`, `{a,b}` alternatives, `\` escapes.
  */
 function globToRegex(pattern: string, delimiters: string[]): RegExp {
-  const cls = delimiters.length === 0 ? "[\\s\\S]" : `[^${delimiters.map(escapeRe).join("")}]`;
+  const cls = delimiters.length === 0 ? "[\\s\\S]" : `[^${delimiters.map(escapeChar).join("")}]`;
   let i = 0;
   const chars = Array.from(pattern);
   const parse = (inAlt: boolean): string => {
@@ -26,7 +77,7 @@ function globToRegex(pattern: string, delimiters: string[]): RegExp {
       switch (c) {
         case "\\": {
           const n = chars[i++];
-          if (n === undefined) throw new BuiltinError("unexpected end of glob pattern after \\");
+          if (n === undefined) throw new BuiltinError("glob: trailing backslash");
           out += escapeRe(n);
           break;
         }
@@ -40,22 +91,9 @@ function globToRegex(pattern: string, delimiters: string[]): RegExp {
           out += cls;
           break;
         case "[": {
-          let body = "";
-          let negated = false;
-          if (chars[i] === "!") {
-            negated = true;
-            i++;
-          }
-          while (i < chars.length && chars[i] !== "]") {
-            const x = chars[i++]!;
-            if (x === "\\" && i < chars.length) body += escapeRe(chars[i++]!);
-            else if (x === "-") body += "-";
-            else body += escapeRe(x);
-          }
-          if (chars[i] !== "]") throw new BuiltinError("unexpected end of glob pattern: unclosed [");
-          i++;
-          if (body === "") throw new BuiltinError("empty character class in glob pattern");
-          out += `[${negated ? "^" : ""}${body}]`;
+          const [re, next] = globClass(chars, i);
+          out += re;
+          i = next;
           break;
         }
         case "{": {
@@ -64,7 +102,7 @@ function globToRegex(pattern: string, delimiters: string[]): RegExp {
             alts.push(parse(true));
             const end = chars[i++];
             if (end === "}") break;
-            if (end !== ",") throw new BuiltinError("unexpected end of glob pattern: unclosed {");
+            if (end !== ",") throw new BuiltinError("glob: unclosed {");
           }
           out += `(?:${alts.join("|")})`;
           break;
@@ -73,7 +111,7 @@ function globToRegex(pattern: string, delimiters: string[]): RegExp {
           out += escapeRe(c);
       }
     }
-    if (inAlt) throw new BuiltinError("unexpected end of glob pattern: unclosed {");
+    if (inAlt) throw new BuiltinError("glob: unclosed {");
     return out;
   };
   const body = parse(false);
@@ -109,8 +147,11 @@ export const globBuiltins: BuiltinTable = {
       else if (Array.isArray(d)) {
         delimiters = [];
         for (const x of d) {
-          if (typeof x !== "string") throw typeError(1, "array of strings", d);
-          delimiters.push(...Array.from(x));
+          // OPA takes each delimiter as one character (a rune): "" or "::" is an error.
+          if (typeof x !== "string" || Array.from(x).length !== 1) {
+            throw new BuiltinError("operand 2 must be array of runes (one-character strings)");
+          }
+          delimiters.push(x);
         }
         if (d.length === 0) delimiters = ["."];
       } else throw typeError(1, "one of {null, array}", d);

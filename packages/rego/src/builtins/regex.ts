@@ -20,6 +20,17 @@ const posix: Record<string, string> = {
   xdigit: "0-9A-Fa-f",
 };
 
+/** Unicode general categories (RE2 takes these and script names, such as Greek, bare; JavaScript wants Script=Greek). */
+const categories = new Set(
+  "C Cc Cf Co Cs L Ll Lm Lo Lt Lu M Mc Me Mn N Nd Nl No P Pc Pd Pe Pf Pi Po Ps S Sc Sk Sm So Z Zl Zp Zs".split(" "),
+);
+
+function unicodeClass(name: string): string {
+  if (name === "Any") return "Any";
+  if (!/^[A-Za-z_]+$/.test(name)) throw new BuiltinError(`invalid character class range: \\p{${name}}`);
+  return categories.has(name) ? name : `Script=${name}`;
+}
+
 /** Characters JavaScript lets one escape with a backslash in unicode mode, outside and inside classes. */
 const jsSyntax = new Set("^$\\.*+?()[]{}|/");
 
@@ -40,6 +51,7 @@ export function translateRegex(pattern: string): RegExp {
     }
     i = lead[0].length;
   }
+  const dotAll = flags.includes("s");
   let out = "";
   let inClass = false;
   while (i < pattern.length) {
@@ -74,15 +86,22 @@ export function translateRegex(pattern: string): RegExp {
         continue;
       }
       if (n === "p" || n === "P") {
+        let name: string;
         if (pattern[i + 2] === "{") {
           const end = pattern.indexOf("}", i + 3);
           if (end < 0) throw new BuiltinError("invalid character class range");
-          out += `\\${n}{${pattern.slice(i + 3, end)}}`;
+          name = pattern.slice(i + 3, end);
           i = end + 1;
         } else {
-          out += `\\${n}{${pattern[i + 2] ?? ""}}`;
+          name = pattern[i + 2] ?? "";
           i += 3;
         }
+        let neg = n === "P";
+        if (name.startsWith("^")) {
+          neg = !neg;
+          name = name.slice(1);
+        }
+        out += `\\${neg ? "P" : "p"}{${unicodeClass(name)}}`;
         continue;
       }
       if (n === "x" && pattern[i + 2] === "{") {
@@ -173,6 +192,12 @@ export function translateRegex(pattern: string): RegExp {
       i = end + 1;
       continue;
     }
+    if (c === ".") {
+      // RE2's "." is any character but "\n" (JavaScript's also leaves out \r, U+2028 and U+2029).
+      out += dotAll ? "[\\s\\S]" : "[^\\n]";
+      i++;
+      continue;
+    }
     out += c;
     i++;
   }
@@ -213,15 +238,28 @@ function expand(template: string, m: RegExpExecArray): string {
   );
 }
 
-/** At most `n` matches (all when n < 0). */
+/**
+ * At most `n` matches (all when n < 0), as Go's FindAll: successive
+ * non-overlapping matches, where an empty match right after the previous
+ * match is skipped.
+ */
 function matches(re: RegExp, s: string, n: number): RegExpExecArray[] {
   const out: RegExpExecArray[] = [];
   const g = global(re);
-  while (n < 0 || out.length < n) {
+  let pos = 0;
+  let prevEnd = -1;
+  while ((n < 0 || out.length < n) && pos <= s.length) {
+    g.lastIndex = pos;
     const m = g.exec(s);
     if (!m) break;
-    out.push(m);
-    if (m[0] === "") g.lastIndex += s.codePointAt(g.lastIndex)! > 0xffff ? 2 : 1;
+    const end = m.index + m[0].length;
+    let accept = true;
+    if (end === pos) {
+      if (m.index === prevEnd) accept = false;
+      pos += pos < s.length && s.codePointAt(pos)! > 0xffff ? 2 : 1;
+    } else pos = end;
+    prevEnd = end;
+    if (accept) out.push(m);
   }
   return out;
 }
@@ -259,16 +297,21 @@ export const regexBuiltins: BuiltinTable = {
   "regex.split": {
     arity: 2,
     fn: (args) => {
-      const re = compileRegex(str(args, 0));
+      // Go's Regexp.Split(s, -1).
+      const pattern = str(args, 0);
+      const re = compileRegex(pattern);
       const s = str(args, 1);
+      if (pattern !== "" && s === "") return [""];
       const out: string[] = [];
-      let last = 0;
+      let beg = 0;
+      let end = 0;
       for (const m of matches(re, s, -1)) {
-        if (m[0] === "" && (m.index === 0 || m.index === s.length)) continue;
-        out.push(s.slice(last, m.index));
-        last = m.index + m[0].length;
+        end = m.index;
+        const stop = m.index + m[0].length;
+        if (stop !== 0) out.push(s.slice(beg, end));
+        beg = stop;
       }
-      out.push(s.slice(last));
+      if (end !== s.length) out.push(s.slice(beg));
       return out;
     },
     check: (args) => checkPattern(args),

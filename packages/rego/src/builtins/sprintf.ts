@@ -53,11 +53,62 @@ function goQuote(s: string): string {
   return `${out}"`;
 }
 
+/** The exact decimal digits of a finite |x| (no leading or trailing zeros) and the decimal point position. */
+function exactDigits(x: number): { digits: string; dp: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, Math.abs(x));
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const biased = (hi >>> 20) & 0x7ff;
+  let mant = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  let exp = biased - 1075;
+  if (biased === 0) exp = -1074;
+  else mant |= 1n << 52n;
+  if (mant === 0n) return { digits: "0", dp: 1 };
+  let text: string;
+  let dp: number;
+  if (exp >= 0) {
+    text = (mant << BigInt(exp)).toString();
+    dp = text.length;
+  } else {
+    // m / 2^k = m * 5^k / 10^k
+    text = (mant * 5n ** BigInt(-exp)).toString();
+    dp = text.length + exp;
+  }
+  const trimmed = text.replace(/0+$/, "");
+  return { digits: trimmed, dp };
+}
+
+/** Rounds decimal digits to `nd` of them, halves to even, as Go's strconv does on the exact value. */
+function roundDigits(d: { digits: string; dp: number }, nd: number): { digits: string; dp: number } {
+  const { digits, dp } = d;
+  if (nd >= digits.length) return d;
+  if (nd < 0) return { digits: "0", dp: 1 };
+  const next = digits.charCodeAt(nd) - 48;
+  let up: boolean;
+  if (next === 5 && nd + 1 === digits.length) up = nd > 0 && (digits.charCodeAt(nd - 1) - 48) % 2 === 1;
+  else up = next >= 5;
+  if (!up) {
+    const kept = digits.slice(0, nd).replace(/0+$/, "");
+    return kept === "" ? { digits: "0", dp: 1 } : { digits: kept, dp };
+  }
+  // Add one at position nd - 1, carrying.
+  const arr = digits.slice(0, nd).split("");
+  let i = arr.length - 1;
+  while (i >= 0 && arr[i] === "9") {
+    arr[i] = "0";
+    i--;
+  }
+  if (i < 0) return { digits: "1", dp: dp + 1 };
+  arr[i] = String.fromCharCode(arr[i]!.charCodeAt(0) + 1);
+  return { digits: arr.join("").replace(/0+$/, ""), dp };
+}
+
 /** Decimal digits of |x| (trailing zeros dropped) and the decimal point position, shortest or to `sig` digits. */
 function digitsOf(x: number, sig?: number): { digits: string; dp: number } {
   if (x === 0) return { digits: "0", dp: 1 };
-  const e = sig === undefined ? Math.abs(x).toExponential() : Math.abs(x).toExponential(Math.max(0, sig - 1));
-  const [mant, exp] = e.split("e") as [string, string];
+  if (sig !== undefined) return roundDigits(exactDigits(x), Math.max(sig, 1));
+  const [mant, exp] = Math.abs(x).toExponential().split("e") as [string, string];
   let digits = mant.replace(".", "").replace(/0+$/, "");
   if (digits === "") digits = "0";
   return { digits, dp: Number(exp) + 1 };
@@ -117,8 +168,9 @@ function floatText(x: number, verb: string, prec: number | undefined): string | 
     case "f":
     case "F": {
       const p = prec ?? 6;
-      if (ax < 1e21) return ax.toFixed(Math.min(p, 100));
-      const { digits, dp } = digitsOf(ax);
+      if (ax === 0) return fixedText("0", 1, p);
+      const exact = exactDigits(ax);
+      const { digits, dp } = roundDigits(exact, exact.dp + p);
       return fixedText(digits, dp, p);
     }
   }
@@ -179,11 +231,17 @@ function plain(a: GoArg): string {
 }
 
 function formatOne(verb: string, a: GoArg, spec: Spec): string {
+  // %T prints Go's type name of the argument.
+  if (verb === "T") return pad(goType[a.kind], spec, false);
   switch (a.kind) {
     case "string": {
       let s = a.v;
       switch (verb) {
         case "v":
+          // %#v is Go syntax: a quoted string.
+          if (spec.sharp) return pad(goQuote(s), spec, false);
+          if (spec.prec !== undefined) s = Array.from(s).slice(0, spec.prec).join("");
+          return pad(s, spec, false);
         case "s":
           if (spec.prec !== undefined) s = Array.from(s).slice(0, spec.prec).join("");
           return pad(s, spec, false);

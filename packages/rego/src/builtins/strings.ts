@@ -59,14 +59,38 @@ function replaceN(pairs: [string, string][], s: string): string {
   return out;
 }
 
+/**
+ * Go's strings.ToUpper/ToLower map each code point by Unicode's simple case
+ * mapping: "ß" stays "ß" (JavaScript's full mapping gives "SS"), "İ" lowers
+ * to "i", and there is no final-sigma rule.
+ */
+function mapCase(s: string, upper: boolean): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ASCII range check.
+  if (/^[\x00-\x7f]*$/.test(s)) return upper ? s.toUpperCase() : s.toLowerCase();
+  let out = "";
+  for (const ch of s) {
+    const m = upper ? ch.toUpperCase() : ch.toLowerCase();
+    if (m.length === 1 || Array.from(m).length === 1) {
+      out += m;
+      continue;
+    }
+    const c = ch.codePointAt(0)!;
+    if (!upper && c === 0x130) out += "i";
+    else if (upper && c >= 0x1f80 && c <= 0x1faf && (c & 0xf) < 8) out += String.fromCodePoint(c + 8);
+    else if (upper && (c === 0x1fb3 || c === 0x1fc3 || c === 0x1ff3)) out += String.fromCodePoint(c + 9);
+    else out += ch;
+  }
+  return out;
+}
+
 /** String built-ins, sprintf and format_int. */
 export const stringBuiltins: BuiltinTable = {
   concat: { arity: 2, fn: (args) => strings(args, 1).join(str(args, 0)) },
   contains: { arity: 2, fn: (args) => str(args, 0).includes(str(args, 1)) },
   startswith: { arity: 2, fn: (args) => str(args, 0).startsWith(str(args, 1)) },
   endswith: { arity: 2, fn: (args) => str(args, 0).endsWith(str(args, 1)) },
-  lower: { arity: 1, fn: (args) => str(args, 0).toLowerCase() },
-  upper: { arity: 1, fn: (args) => str(args, 0).toUpperCase() },
+  lower: { arity: 1, fn: (args) => mapCase(str(args, 0), false) },
+  upper: { arity: 1, fn: (args) => mapCase(str(args, 0), true) },
   split: {
     arity: 2,
     fn: (args) => {
@@ -144,7 +168,9 @@ export const stringBuiltins: BuiltinTable = {
     arity: 2,
     fn: (args) => {
       const s = str(args, 0);
-      const i = s.indexOf(str(args, 1));
+      const sub = str(args, 1);
+      if (sub === "") throw new BuiltinError("empty search character");
+      const i = s.indexOf(sub);
       return i < 0 ? -1 : runeIndex(s, i);
     },
   },
@@ -153,11 +179,9 @@ export const stringBuiltins: BuiltinTable = {
     fn: (args) => {
       const s = str(args, 0);
       const sub = str(args, 1);
+      if (sub === "") throw new BuiltinError("empty search character");
       const out: number[] = [];
-      for (let i = s.indexOf(sub); i >= 0 && i <= s.length; i = s.indexOf(sub, i + 1)) {
-        out.push(runeIndex(s, i));
-        if (sub === "" && i === s.length) break;
-      }
+      for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + 1)) out.push(runeIndex(s, i));
       return out;
     },
   },
@@ -189,7 +213,8 @@ export const stringBuiltins: BuiltinTable = {
   format_int: {
     arity: 2,
     fn: (args) => {
-      const n = Math.floor(num(args, 0));
+      // big.Float.Int: toward zero.
+      const n = Math.trunc(num(args, 0));
       const base = int(args, 1);
       if (![2, 8, 10, 16].includes(base)) throw new BuiltinError("operand 2 must be one of {2, 8, 10, 16}");
       return Number.isSafeInteger(n) ? n.toString(base) : BigInt(n).toString(base);

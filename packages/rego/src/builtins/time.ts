@@ -1,9 +1,16 @@
 import { BuiltinError } from "../errors.js";
 import type { Value } from "../value.js";
 import type { BuiltinTable } from "./args.js";
-import { int, num, str, typeError } from "./args.js";
+import { int, str, typeError } from "./args.js";
 
-const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+/** Go's time.Parse(time.RFC3339, …): "T" and "Z" upper-case; a fraction after "." or "," (digits past nine are dropped). */
+const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
+
+/** Nanoseconds since the epoch that Go's time.UnixNano can hold (int64): OPA's "time outside of valid range" otherwise. */
+function safeNs(ns: number): number {
+  if (!(ns >= -(2 ** 63) && ns < 2 ** 63)) throw new BuiltinError("time outside of valid range");
+  return ns;
+}
 
 function daysIn(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
@@ -28,8 +35,8 @@ function parseRfc3339(s: string): number {
   date.setUTCFullYear(y, mo - 1, d);
   date.setUTCHours(h, mi, sec, 0);
   const ms = date.getTime() - offsetMin * 60_000;
-  const frac = m[7] ? Number(m[7].padEnd(9, "0")) : 0;
-  return ms * 1e6 + frac;
+  const frac = m[7] ? Number(m[7].slice(0, 9).padEnd(9, "0")) : 0;
+  return safeNs(ms * 1e6 + frac);
 }
 
 const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
@@ -52,22 +59,34 @@ function parseDuration(s: string): number {
     total += Number(m[1]) * units[m[2]]!;
     rest = rest.slice(m[0].length);
   }
+  if (total >= 2 ** 63) throw new BuiltinError(`time: invalid duration ${JSON.stringify(s)}`);
   return sign * total;
 }
 
-/** A date from ns since the epoch or [ns, "UTC"]; only UTC is supported as a time zone. */
-function dateOf(args: Value[]): Date {
+/** An integral number of nanoseconds that fits an int64, as OPA requires of time arguments. */
+function nsOf(v: Value, i: number): number {
+  if (typeof v !== "number") throw typeError(i, "either number (ns) or [number (ns), string (tz)]", v);
+  if (!Number.isInteger(v) || v < -(2 ** 63) || v >= 2 ** 63) throw new BuiltinError("timestamp too big");
+  return v;
+}
+
+/** Nanoseconds from ns or [ns, tz, …] (OPA's form); only UTC is supported as a time zone. */
+function timeArg(args: Value[]): number {
   const v = args[0]!;
-  let ns: number;
-  if (Array.isArray(v)) {
-    if (v.length !== 2 || typeof v[0] !== "number" || typeof v[1] !== "string") {
-      throw typeError(0, "either a number or [number, string]", v);
-    }
-    if (v[1] !== "" && v[1] !== "UTC")
-      throw new BuiltinError(`time zone ${JSON.stringify(v[1])} is not supported (only UTC)`);
-    ns = v[0];
-  } else ns = num(args, 0);
-  return new Date(Math.floor(ns / 1e6));
+  if (!Array.isArray(v)) return nsOf(v, 0);
+  if (v.length === 0) throw typeError(0, "either number (ns) or [number (ns), string (tz)]", v);
+  if (v.length > 1) {
+    const tz = v[1]!;
+    if (typeof tz !== "string") throw typeError(0, "string", tz);
+    if (tz !== "" && tz !== "UTC")
+      throw new BuiltinError(`time zone ${JSON.stringify(tz)} is not supported (only UTC)`);
+  }
+  return nsOf(v[0]!, 0);
+}
+
+/** A date from ns since the epoch or [ns, "UTC"]. */
+function dateOf(args: Value[]): Date {
+  return new Date(Math.floor(timeArg(args) / 1e6));
 }
 
 const weekdays = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
@@ -101,7 +120,7 @@ export const timeBuiltins: BuiltinTable = {
   "time.add_date": {
     arity: 4,
     fn: (args) => {
-      const ns = num(args, 0);
+      const ns = timeArg(args);
       const ms = Math.floor(ns / 1e6);
       const rest = ns - ms * 1e6;
       const d = new Date(ms);
@@ -110,7 +129,7 @@ export const timeBuiltins: BuiltinTable = {
         d.getUTCMonth() + int(args, 2),
         d.getUTCDate() + int(args, 3),
       );
-      return d.getTime() * 1e6 + rest;
+      return safeNs(d.getTime() * 1e6 + rest);
     },
   },
 };

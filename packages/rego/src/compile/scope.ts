@@ -34,7 +34,14 @@ export class Unit {
 
 /** Variables declared in one body; closures (comprehensions, every) open a child scope. */
 export class Scope {
-  readonly vars = new Map<string, { v: VarInfo; declared: boolean }>();
+  /** `at`: the index of the literal that declared the variable (with := or some), in this scope's body. */
+  readonly vars = new Map<string, { v: VarInfo; declared: boolean; at: number }>();
+  /**
+   * For a closure: the index of the literal of the parent body it appears in.
+   * Variables the parent declares (:=, some) from that literal on are not
+   * visible in it, as in OPA: `{x | xs[x]}` before `x := …` has its own x.
+   */
+  pos = Number.POSITIVE_INFINITY;
   /** Outer variables used inside this closure: it can run only once they are bound. */
   readonly captures = new Map<VarInfo, Location>();
   constructor(
@@ -88,15 +95,25 @@ export class Resolver implements Resolved {
   readonly res = new Map<Term, Resolution>();
   readonly calls = new Map<Term, CallTarget>();
   readonly closures = new Map<Term | Expr, Scope>();
-  private deferred: [Term | Expr, Scope][] = [];
+  private deferred: [Term | Expr, Scope, number][] = [];
+  /** The index of the literal being resolved in the current body. */
+  private litIndex = -1;
 
   constructor(
     private readonly globals: Globals,
     private readonly root: Node,
   ) {}
 
-  /** Declares a pattern's variables (`:=` targets, function arguments, some-in variables). */
-  declare(t: Term, scope: Scope): void {
+  /**
+   * Declares a pattern's variables (`:=` targets, function arguments, some-in
+   * variables). With `values`, as in `some f(x) in xs`, a term that cannot be
+   * a pattern (a call, a reference, a set) is a value to compare with.
+   */
+  declare(t: Term, scope: Scope, values = false): void {
+    if (values && t.t !== "var" && t.t !== "array" && t.t !== "object" && t.t !== "scalar") {
+      this.term(t, scope);
+      return;
+    }
     switch (t.t) {
       case "var":
         if (t.name === "_") {
@@ -116,17 +133,17 @@ export class Resolver implements Resolved {
             );
           }
           const v: VarInfo = { name: t.name, slot: scope.unit.alloc(), wildcard: false, loc: t.loc };
-          scope.vars.set(t.name, { v, declared: true });
+          scope.vars.set(t.name, { v, declared: true, at: this.litIndex });
           this.res.set(t, { k: "local", v });
         }
         return;
       case "array":
-        for (const item of t.items) this.declare(item, scope);
+        for (const item of t.items) this.declare(item, scope, values);
         return;
       case "object":
         for (const [k, v] of t.entries) {
           this.term(k, scope);
-          this.declare(v, scope);
+          this.declare(v, scope, values);
         }
         return;
       case "scalar":
@@ -147,20 +164,48 @@ export class Resolver implements Resolved {
   /** Resolves a body: its literals, then `extra` terms (rule heads), then its closures. */
   body(lits: Literal[], scope: Scope, extra: Term[] = []): void {
     const outer = this.deferred;
+    const outerIndex = this.litIndex;
     this.deferred = [];
-    for (const lit of lits) this.literal(lit, scope);
+    lits.forEach((lit, i) => {
+      this.litIndex = i;
+      this.literal(lit, scope);
+    });
+    this.litIndex = lits.length;
     for (const t of extra) this.term(t, scope);
     const mine = this.deferred;
     this.deferred = outer;
-    for (const [node, parent] of mine) this.closure(node, parent);
+    for (const [node, parent, pos] of mine) this.closure(node, parent, pos);
+    this.litIndex = outerIndex;
   }
 
   private literal(lit: Literal, scope: Scope): void {
     for (const w of lit.with) {
-      // A with target names input or data; anything else (a function to mock) is refused later.
+      // A with target names input or data; mocking a function or a built-in is refused here,
+      // before the value (often a function name) could be mistaken for an unsafe variable.
       const head = w.target.t === "ref" ? w.target.head : w.target;
       const global = head.t === "var" ? this.global(head.name) : undefined;
-      if (global) this.res.set(head, global);
+      if (!global) {
+        throw new RegoError(
+          "rego_compile_error",
+          "with can replace input or data only (replacing functions and built-ins is not supported)",
+          w.target.loc,
+        );
+      }
+      if (global.k === "data") {
+        let node: Node | undefined = this.root;
+        const ops = w.target.t === "ref" ? w.target.path : [];
+        const path = [...global.path];
+        for (const op of ops) if (op.t === "scalar" && typeof op.value === "string") path.push(op.value);
+        for (const p of path) node = node?.children.get(p);
+        if (node?.fn) {
+          throw new RegoError(
+            "rego_compile_error",
+            "with cannot replace functions: only input and data values",
+            w.target.loc,
+          );
+        }
+      }
+      this.res.set(head, global);
       this.term(w.value, scope);
     }
     const e = lit.expr;
@@ -179,12 +224,12 @@ export class Resolver implements Resolved {
         return;
       case "somein":
         this.term(e.domain, scope);
-        if (e.key) this.declare(e.key, scope);
-        this.declare(e.value, scope);
+        if (e.key) this.declare(e.key, scope, true);
+        this.declare(e.value, scope, true);
         return;
       case "every":
         this.term(e.domain, scope);
-        this.deferred.push([e, scope]);
+        this.deferred.push([e, scope, this.litIndex]);
         return;
     }
   }
@@ -230,18 +275,23 @@ export class Resolver implements Resolved {
       case "arraycompr":
       case "setcompr":
       case "objectcompr":
-        this.deferred.push([t, scope]);
+        this.deferred.push([t, scope, this.litIndex]);
         return;
     }
   }
 
-  private closure(node: Term | Expr, parent: Scope): void {
+  private closure(node: Term | Expr, parent: Scope, pos: number): void {
     const scope = new Scope(parent.unit, parent);
+    scope.pos = pos;
     this.closures.set(node, scope);
     if ("e" in node) {
       if (node.e !== "every") return;
+      // The every variables come before its body: visible in all of it.
+      const saved = this.litIndex;
+      this.litIndex = -1;
       if (node.key) this.declare(node.key, scope);
       this.declare(node.value, scope);
+      this.litIndex = saved;
       this.body(node.body, scope);
       return;
     }
@@ -258,9 +308,12 @@ export class Resolver implements Resolved {
 
   private lookup(t: Extract<Term, { t: "var" }>, scope: Scope): Resolution {
     if (t.name === "_") return { k: "local", v: this.fresh(t, scope) };
+    let limit = Number.POSITIVE_INFINITY;
     for (let s: Scope | undefined = scope; s; s = s.parent) {
       const hit = s.vars.get(t.name);
-      if (hit) {
+      const visible = hit !== undefined && !(hit.declared && hit.at >= limit);
+      limit = s.pos;
+      if (hit && visible) {
         for (let c: Scope | undefined = scope; c && c !== s; c = c.parent) c.captures.set(hit.v, t.loc);
         return { k: "local", v: hit.v };
       }
@@ -268,7 +321,7 @@ export class Resolver implements Resolved {
     const global = this.global(t.name);
     if (global) return global;
     const v: VarInfo = { name: t.name, slot: scope.unit.alloc(), wildcard: false, loc: t.loc };
-    scope.vars.set(t.name, { v, declared: false });
+    scope.vars.set(t.name, { v, declared: false, at: this.litIndex });
     return { k: "local", v };
   }
 
