@@ -83,6 +83,11 @@ export function mysqlConfig(options: MysqlStorageOptions): MysqlConfig {
     bigNumberStrings: true,
     jsonStrings: true,
     multipleStatements: false,
+    // No long stack traces: mysql2 otherwise captures the caller's stack on
+    // every query (Error.captureStackTrace), the top JS function in the
+    // gateway's CPU profile under load (BENCHMARKS.md). Errors still carry
+    // mysql2's own stack, and the call is in the log through its request id.
+    trace: false,
     // Search shapes vary with filter terms; the server caps prepared
     // statements for everyone (max_prepared_stmt_count), so keep ours few.
     maxPreparedStatements: 128,

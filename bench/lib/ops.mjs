@@ -1,0 +1,294 @@
+// The operations a load generator runs, on both paths:
+// - gateway: a gRPC call to the gateway (connect-node, HTTP/2, binary);
+// - direct: the same work straight on the backend, in the load generator's own
+//   process: memjs for Memcached, mysql2 for MySQL with the very statements the
+//   gateway's MySQL adapter sends, better-sqlite3 for SQLite with the
+//   statements of the gateway's SQLite adapter.
+import { randomUUID } from "node:crypto";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { CacheService, EntityService } from "@stategate/api";
+import Database from "better-sqlite3";
+import memjs from "memjs";
+import mysql from "mysql2/promise";
+
+export const DOMAIN = "bench";
+/** Entities read by Entity Get (keys r0…), written by Entity Set (keys w0…), cache values read by Cache Get (c0…). */
+export const READ_TYPE = "user";
+export const WRITE_TYPE = "write";
+export const SET_METHOD = "/stategate.v1.EntityService/Set";
+
+/** A small entity, like a user profile: about 150 bytes of JSON. */
+export function entityValues(i) {
+  return {
+    name: `user ${i}`,
+    email: `user${i}@example.com`,
+    age: 20 + (i % 50),
+    active: i % 3 !== 0,
+    tags: ["bench", `group-${i % 10}`],
+    address: { city: "Lyon", zip: `690${String(i % 100).padStart(2, "0")}` },
+  };
+}
+
+export const cacheValue = (i) => ({ user: i, session: `s-${i}`, roles: ["reader"] });
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable between processes of one machine. */
+export const wallNow = () => performance.timeOrigin + performance.now();
+
+/** Nanoseconds since the epoch, as the gateway stamps events. */
+const nowNs = () => BigInt(Math.round(wallNow() * 1000)) * 1000n;
+
+/** One HTTP/2 connection to the gateway and clients of the services the bench calls. */
+export function gatewayClients(baseUrl) {
+  const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: 60_000 });
+  const transport = createGrpcTransport({ baseUrl, sessionManager });
+  return {
+    entity: createClient(EntityService, transport),
+    cache: createClient(CacheService, transport),
+    close: () => sessionManager.abort(),
+  };
+}
+
+class VersionConflict extends Error {}
+
+/** MySQL table names of one path ("`sgbench_g_entities`" …). */
+export function mysqlTables(prefix) {
+  return {
+    entities: `\`${prefix}entities\``,
+    events: `\`${prefix}events\``,
+    position: `\`${prefix}position\``,
+  };
+}
+
+/** The pool options the gateway's MySQL adapter uses (mysql-config.ts), for a like-for-like direct path. */
+export function mysqlPoolOptions({ host, port, user, password, database, poolSize = 10 }) {
+  return {
+    host,
+    port,
+    user,
+    password,
+    database,
+    connectionLimit: poolSize,
+    maxIdle: poolSize,
+    idleTimeout: 60_000,
+    waitForConnections: true,
+    queueLimit: 0,
+    enableKeepAlive: true,
+    charset: "UTF8MB4_BIN",
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    jsonStrings: true,
+    multipleStatements: false,
+    trace: false,
+    maxPreparedStatements: 128,
+  };
+}
+
+/**
+ * The statements of packages/providers/src/storage/mysql-schema.ts that a Get
+ * and a Set run, on the direct path's own tables (same definitions, created
+ * with CREATE TABLE … LIKE the gateway's).
+ */
+export function mysqlStatements(t) {
+  const entity = "`domain` = ? AND `type` = ? AND `key` = ?";
+  const eventColumns =
+    "`position`, `id`, `domain`, `type`, `key`, `values`, `version`, `operation`, `method`, `claims`, `time`";
+  return {
+    lockEntity: `INSERT INTO ${t.entities} (\`domain\`, \`type\`, \`key\`, \`values\`, \`version\`)
+      VALUES (?, ?, ?, NULL, 0) ON DUPLICATE KEY UPDATE \`version\` = \`version\``,
+    selectVersionForUpdate: `SELECT \`version\` FROM ${t.entities} WHERE ${entity} FOR UPDATE`,
+    writeEntity: `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = ? WHERE ${entity}`,
+    nextPosition: `UPDATE ${t.position} SET \`last\` = LAST_INSERT_ID(\`last\` + 1) WHERE \`id\` = 1`,
+    insertEvent: `INSERT INTO ${t.events} (${eventColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS SIGNED))`,
+    selectVersion: `SELECT \`version\` FROM ${t.entities} WHERE ${entity}`,
+    selectEntity: `SELECT \`domain\`, \`type\`, \`key\`, \`values\`, \`version\` FROM ${t.entities} WHERE ${entity} AND \`values\` IS NOT NULL`,
+  };
+}
+
+/**
+ * Direct MySQL: Get is the adapter's one SELECT (JSON parsed); Set is what the
+ * gateway's Set sends: read the entity, then one transaction that locks the
+ * row, re-checks the version, writes the state, takes the next position and
+ * inserts the event.
+ */
+export function directMysql(options, prefix) {
+  const pool = mysql.createPool(mysqlPoolOptions(options));
+  const sql = mysqlStatements(mysqlTables(prefix));
+  const get = async (type, key) => {
+    const [rows] = await pool.execute(sql.selectEntity, [DOMAIN, type, key]);
+    const row = rows[0];
+    if (row === undefined) return undefined;
+    return { ...row, values: JSON.parse(row.values), version: Number(row.version) };
+  };
+  // One attempt of the gateway's Set: read the entity, then the transaction.
+  const attempt = async (ref, json) => {
+    const current = await get(ref[1], ref[2]);
+    let version = current?.version;
+    if (version === undefined) {
+      const [rows] = await pool.execute(sql.selectVersion, ref);
+      version = Number(rows[0]?.version ?? 0);
+    }
+    const conn = await pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      await conn.execute(sql.lockEntity, ref);
+      const [rows] = await conn.execute(sql.selectVersionForUpdate, ref);
+      if (Number(rows[0]?.version ?? 0) !== version) throw new VersionConflict();
+      await conn.execute(sql.writeEntity, [json, version + 1, ...ref]);
+      const [counter] = await conn.execute(sql.nextPosition);
+      const position = Number(counter.insertId);
+      await conn.execute(sql.insertEvent, [
+        position,
+        randomUUID(),
+        ...ref,
+        json,
+        version + 1,
+        "set",
+        SET_METHOD,
+        "{}",
+        nowNs().toString(),
+      ]);
+      await conn.commit();
+      return { position, version: version + 1 };
+    } catch (error) {
+      await conn.rollback().catch(() => {});
+      throw error;
+    } finally {
+      conn.release();
+    }
+  };
+  // As the gateway does: a Set without an expected version that loses a race
+  // reads again and retries (entity.ts, up to 32 times), and a deadlock the
+  // server rolled back is run again (mysql.ts, up to 4 times).
+  const set = async (type, key, values) => {
+    const ref = [DOMAIN, type, key];
+    const json = JSON.stringify(values);
+    let deadlocks = 0;
+    for (let turn = 0; turn < 32; turn++) {
+      try {
+        return await attempt(ref, json);
+      } catch (error) {
+        if (error?.errno === 1213 && ++deadlocks < 4) continue;
+        if (!(error instanceof VersionConflict)) throw error;
+      }
+    }
+    throw new Error("too many concurrent writers on this entity");
+  };
+  return { pool, get, set, close: () => pool.end() };
+}
+
+/** Direct SQLite, with the pragmas and statements of packages/providers/src/storage/sqlite.ts. */
+export function directSqlite(path) {
+  const db = new Database(path, { timeout: 5000 });
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = FULL");
+  const selectVersion = db.prepare(
+    "SELECT max(version) AS version FROM events WHERE domain = ? AND type = ? AND key = ?",
+  );
+  const selectEntity = db.prepare(
+    `SELECT domain, type, key, "values", version FROM entities WHERE domain = ? AND type = ? AND key = ?`,
+  );
+  const upsertEntity = db.prepare(
+    `INSERT INTO entities (domain, type, key, "values", version) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (domain, type, key) DO UPDATE SET "values" = excluded."values", version = excluded.version`,
+  );
+  const insertEvent = db.prepare(
+    `INSERT INTO events (id, domain, type, key, "values", version, operation, method, claims, time)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const get = (type, key) => {
+    const row = selectEntity.get(DOMAIN, type, key);
+    return row === undefined ? undefined : { ...row, values: JSON.parse(row.values) };
+  };
+  const commit = db.transaction((type, key, json, expected) => {
+    const actual = selectVersion.get(DOMAIN, type, key)?.version ?? 0;
+    if (actual !== expected) throw new Error("version conflict");
+    upsertEntity.run(DOMAIN, type, key, json, expected + 1);
+    const { lastInsertRowid } = insertEvent.run(
+      randomUUID(),
+      DOMAIN,
+      type,
+      key,
+      json,
+      expected + 1,
+      "set",
+      SET_METHOD,
+      "{}",
+      nowNs(),
+    );
+    return Number(lastInsertRowid);
+  });
+  const set = (type, key, values) => {
+    const current = get(type, key);
+    const version = current?.version ?? selectVersion.get(DOMAIN, type, key)?.version ?? 0;
+    return commit.immediate(type, key, JSON.stringify(values), version);
+  };
+  return { db, get, set, close: () => db.close() };
+}
+
+/** Direct Memcached through memjs: items in the gateway's own format ({"v":value,"e":expiry}). */
+export function directMemcached(addr, prefix) {
+  const client = memjs.Client.create(addr, {
+    retries: 1,
+    failover: false,
+    timeout: 1,
+    conntimeout: 1,
+    keepAlive: true,
+    logger: { log() {} },
+  });
+  const itemKey = (key) => `${prefix}${key}`;
+  return {
+    client,
+    async set(key, value) {
+      await client.set(itemKey(key), JSON.stringify({ v: value, e: null }), {});
+    },
+    async get(key) {
+      const { value } = await client.get(itemKey(key));
+      if (value === null) throw new Error(`memcached miss for ${key}`);
+      const item = JSON.parse(value.toString("utf8"));
+      return item.e !== null && item.e <= Date.now() ? undefined : item.v;
+    },
+    close: () => client.close(),
+  };
+}
+
+/**
+ * The operation `name` on `path`, as `op(i)` (i picks the key), plus `close`.
+ * ctx: { baseUrl, mysql, mysqlPrefix, memcachedAddr, memcachedPrefix, sqlitePath, keys }.
+ */
+export function createOperation(path, name, ctx) {
+  const keys = ctx.keys;
+  const readKey = (i) => `r${i % keys}`;
+  const writeKey = (i) => `w${i % keys}`;
+  if (path === "gateway") {
+    const clients = gatewayClients(ctx.baseUrl);
+    const ops = {
+      "cache.get": (i) => clients.cache.get({ domain: DOMAIN, key: `c${i % keys}` }),
+      "entity.get": (i) => clients.entity.get({ domain: DOMAIN, type: READ_TYPE, key: readKey(i) }),
+      "entity.set": (i) =>
+        clients.entity.set({ domain: DOMAIN, type: WRITE_TYPE, key: writeKey(i), values: entityValues(i) }),
+    };
+    const op = ops[name.replace(/^(mysql|sqlite|memcached)\./, "")];
+    if (!op) throw new Error(`unknown gateway operation ${name}`);
+    return { op, close: async () => clients.close() };
+  }
+  const [backend, ...rest] = name.split(".");
+  const what = rest.join(".");
+  if (backend === "memcached" && what === "cache.get") {
+    const cache = directMemcached(ctx.memcachedAddr, ctx.memcachedPrefix);
+    return { op: (i) => cache.get(`c${i % keys}`), close: async () => cache.close() };
+  }
+  if (backend === "mysql") {
+    const store = directMysql(ctx.mysql, ctx.mysqlPrefix);
+    if (what === "entity.get") return { op: (i) => store.get(READ_TYPE, readKey(i)), close: store.close };
+    if (what === "entity.set")
+      return { op: (i) => store.set(WRITE_TYPE, writeKey(i), entityValues(i)), close: store.close };
+  }
+  if (backend === "sqlite") {
+    const store = directSqlite(ctx.sqlitePath);
+    if (what === "entity.get") return { op: (i) => store.get(READ_TYPE, readKey(i)), close: async () => store.close() };
+    if (what === "entity.set")
+      return { op: (i) => store.set(WRITE_TYPE, writeKey(i), entityValues(i)), close: async () => store.close() };
+  }
+  throw new Error(`unknown direct operation ${name}`);
+}
