@@ -24,6 +24,8 @@ export interface Config {
   shutdownGraceMs: number;
   /** STATEGATE_MAX_REQUEST_BYTES: the largest request message accepted, default 4 MiB. */
   maxRequestBytes: number;
+  /** STATEGATE_MAX_RESPONSE_BYTES: the largest search page (binary protobuf), default 4 × maxRequestBytes. */
+  maxResponseBytes: number;
   /** STATEGATE_METRICS_PORT: where Prometheus metrics, /healthz and /readyz are served, default 9090; "off" serves none; 0 picks a free port. */
   metricsPort: number | null;
   /** STATEGATE_MAX_OPEN_STREAMS: most event and peer streams open at once on this gateway, default 10000. */
@@ -102,6 +104,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `listening on ${host} needs authentication: set STATEGATE_JWKS_URI, or STATEGATE_AUTH_DISABLED=true to serve anyone`,
     );
   }
+  const maxRequestBytes = parseIntVar(env, "STATEGATE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024);
   return {
     auth,
     port: parseIntVar(env, "STATEGATE_PORT", 8080, 0, 65535),
@@ -112,7 +115,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cache: parseProvider(env, "STATEGATE_CACHE_PROVIDER", "memory"),
     channel: parseProvider(env, "STATEGATE_CHANNEL_PROVIDER", "memory"),
     shutdownGraceMs: parseIntVar(env, "STATEGATE_SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
-    maxRequestBytes: parseIntVar(env, "STATEGATE_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxRequestBytes,
+    // At least the request limit, so that a page of one entity always fits.
+    maxResponseBytes: parseIntVar(
+      env,
+      "STATEGATE_MAX_RESPONSE_BYTES",
+      4 * maxRequestBytes,
+      maxRequestBytes,
+      1024 * 1024 * 1024,
+    ),
     metricsPort:
       env.STATEGATE_METRICS_PORT?.trim().toLowerCase() === "off"
         ? null

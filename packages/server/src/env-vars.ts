@@ -40,6 +40,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     meaning: "largest request message; a larger one is RESOURCE_EXHAUSTED",
   },
   {
+    name: "STATEGATE_MAX_RESPONSE_BYTES",
+    default: "4 × STATEGATE_MAX_REQUEST_BYTES (16 MiB)",
+    meaning:
+      "largest search page (binary protobuf), at least STATEGATE_MAX_REQUEST_BYTES; a larger page is RESOURCE_EXHAUSTED, asking for a smaller limit",
+  },
+  {
     name: "STATEGATE_MAX_OPEN_STREAMS",
     default: "10000",
     meaning: "most event and peer streams open at once; past it a new one is RESOURCE_EXHAUSTED",

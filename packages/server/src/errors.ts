@@ -33,6 +33,27 @@ export function toWireError(err: unknown, requestId: string): { error: ConnectEr
   return { error: new ConnectError(`internal error (request id ${requestId})`, Code.Internal), internal: true };
 }
 
+/** The error every stream still open at shutdown ends with, whatever the door: clients reconnect, to another gateway. */
+export function shuttingDown(): ConnectError {
+  return new ConnectError("the gateway is shutting down", Code.Unavailable);
+}
+
+/** Codes an aborted call keeps: its deadline passed, the gateway cut a stream that fell behind, or it is shutting down. */
+const keptWhenAborted = new Set<Code>([Code.DeadlineExceeded, Code.ResourceExhausted, Code.Unavailable]);
+
+/**
+ * The error a call ends with once `signal` (its context signal) aborted. A
+ * passed deadline, a slow stream cut by the gateway and shutdown keep their
+ * code; anything else is the client leaving (a reset stream, a dropped
+ * connection, whatever Node reported for it: ECONNRESET, "Premature close", an
+ * HTTP/2 INTERNAL_ERROR reset): CANCELED, never INTERNAL.
+ */
+export function abortedError(signal: AbortSignal): ConnectError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof ConnectError && keptWhenAborted.has(reason.code)) return reason;
+  return new ConnectError("the client left", Code.Canceled, undefined, undefined, reason);
+}
+
 /** The HTTP status that goes with each code, for REST and GraphQL. */
 export const httpStatus: Record<Code, number> = {
   [Code.Canceled]: 499,

@@ -21,14 +21,18 @@ import { createVerifier } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import { ConfigError } from "./config.js";
 import { kRequestId, methodName } from "./context.js";
+import { shuttingDown } from "./errors.js";
 import { withCors } from "./front/cors.js";
 import type { AnyRequest, AnyResponse, Door, DoorContext } from "./front/door.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { kEndCall, nodeCallContext } from "./front/end-call.js";
 import { createGraphqlDoor } from "./front/graphql/index.js";
+import { loopbackHostsOnly, refuseForeignUpgrade } from "./front/host.js";
+import { hideInternalErrors } from "./front/internal-errors.js";
 import type { ListenTls, Upgrade } from "./front/listener.js";
 import { listen } from "./front/listener.js";
 import { createRestDoor } from "./front/rest/index.js";
+import { guardTransport } from "./front/transport-guards.js";
 import { Health as HealthService } from "./gen/health/v1/health_pb.js";
 import { createInterceptors } from "./interceptors.js";
 import { metricsInterceptor, streamInterceptor } from "./ops/calls.js";
@@ -135,6 +139,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       relay,
       shutdown: shutdown.signal,
       log,
+      limits: { maxEntityBytes: config.maxRequestBytes, maxResponseBytes: config.maxResponseBytes },
       streamBuffer: (ctx, kind, grouped) => {
         const labels = { kind, group: String(grouped) };
         return {
@@ -165,6 +170,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       router.service(HealthService, createHealthService(health, shutdown.signal), open);
       router.service(REFLECTION_SERVICES[0], reflection.v1, open);
       router.service(REFLECTION_SERVICES[1], reflection.v1alpha, open);
+      // Errors raised while Connect writes a response (serializing it) never pass the interceptors.
+      hideInternalErrors(router, (hidden) => log.error(hidden, "response failed"));
     };
     const served = [EntityService, EventService, PeerService, CacheService, MutexService];
     const reflection = createReflectionServices([...served, HealthService]);
@@ -193,6 +200,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       interceptors,
       // Larger requests are refused with RESOURCE_EXHAUSTED before they are buffered whole.
       readMaxBytes: config.maxRequestBytes,
+      // A misspelt field (expectVersion) must not be dropped silently: INVALID_ARGUMENT naming it, as on REST and GraphQL.
+      jsonOptions: { ignoreUnknownFields: false },
       grpc: true,
       grpcWeb: true,
       connect: true,
@@ -202,16 +211,29 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       fallback: (req, res) => void serveDoors(doors, req, res, log),
     });
     // CORS wraps every door at once: RPC, REST and GraphQL.
+    // Without authentication only loopback is served, so only loopback host names are answered (DNS rebinding).
+    const loopbackOnly = config.auth.mode === "loopback";
+    // Deadlines too long for a timer, and writes stuck on a closed HTTP/2 stream, are dealt with before any door.
+    const withOrigins = withCors(guardTransport(handler), config.cors);
     const listener = await listenOn(
-      withCors(handler, config.cors),
+      loopbackOnly ? loopbackHostsOnly(withOrigins) : withOrigins,
       config.host,
       config.port,
-      (req, socket, head) => doors.some((door) => door.upgrade?.(req, socket, head)),
+      (req, socket, head) =>
+        (loopbackOnly && refuseForeignUpgrade(req.headers, socket)) ||
+        doors.some((door) => door.upgrade?.(req, socket, head)),
       config.tls,
     );
     if (config.metricsPort !== null) {
       try {
-        ops = await startOpsServer({ host: config.host, port: config.metricsPort, metrics, health, log });
+        ops = await startOpsServer({
+          host: config.host,
+          port: config.metricsPort,
+          metrics,
+          health,
+          log,
+          loopbackHostsOnly: loopbackOnly,
+        });
       } catch (err) {
         await listener.close(0);
         const code = (err as NodeJS.ErrnoException).code;
@@ -243,7 +265,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         closing ??= (async () => {
           // Readiness turns 503 and health watchers hear NOT_SERVING before streams end.
           health.stop();
-          shutdown.abort();
+          // Open streams end with UNAVAILABLE, whatever the door, so clients reconnect elsewhere.
+          shutdown.abort(shuttingDown());
           await listener.close(config.shutdownGraceMs);
           await relay.stop();
           for (const provider of opened.reverse()) {

@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import type { Verifier } from "./auth/verifier.js";
 import { kClaims, kRequestId } from "./context.js";
-import { toWireError } from "./errors.js";
+import { abortedError, toWireError } from "./errors.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { validate } from "./services/rules.js";
 
@@ -12,12 +12,12 @@ const requestIdPattern = /^[\w.:-]{1,128}$/;
 
 /**
  * Settles with `work`, or rejects as soon as `signal` aborts (deadline passed,
- * client gone): DEADLINE_EXCEEDED or CANCELED, as the signal's reason says.
+ * client gone): DEADLINE_EXCEEDED or CANCELED, as `abortedError` says.
  */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(ConnectError.from(signal.reason, Code.Canceled));
+  if (signal.aborted) return Promise.reject(abortedError(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(ConnectError.from(signal.reason, Code.Canceled));
+    const onAbort = () => reject(abortedError(signal));
     signal.addEventListener("abort", onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
@@ -94,8 +94,9 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
     };
     const fail = (err: unknown): never => {
       // Once the client left or its deadline passed, whatever broke (a write to a
-      // destroyed stream, say) is the consequence, not a fault of ours.
-      const gone = req.signal.aborted ? ConnectError.from(req.signal.reason, Code.Canceled) : undefined;
+      // destroyed stream, a connection reset, however Node reports it) is the
+      // consequence, not a fault of ours: CANCELED or DEADLINE_EXCEEDED, at debug level.
+      const gone = req.signal.aborted ? abortedError(req.signal) : undefined;
       const { error, internal } = toWireError(gone ?? err, requestId);
       error.metadata.set("x-request-id", requestId);
       done(error.code, err, internal);
@@ -116,9 +117,11 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
           let settled = false;
           try {
             yield* messages;
+            // A stream that stopped because its call was aborted did not finish: a
+            // passed deadline must reach the client as DEADLINE_EXCEEDED, not OK.
+            if (req.signal.aborted) throw abortedError(req.signal);
             settled = true;
-            // A stream ends quietly when its client leaves; that is still a cancelled call.
-            done(req.signal.aborted ? Code.Canceled : "ok");
+            done("ok");
           } catch (err) {
             settled = true;
             fail(err);

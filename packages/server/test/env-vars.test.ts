@@ -120,5 +120,11 @@ describe("the one table of environment variables", () => {
       config.maxRequestBytes,
       Number(ENV_VARS.find((v) => v.name === "STATEGATE_MAX_REQUEST_BYTES")?.default.split(" ")[0]),
     );
+    // "4 × STATEGATE_MAX_REQUEST_BYTES (16 MiB)": both the rule and the number it gives by default.
+    const response = ENV_VARS.find((v) => v.name === "STATEGATE_MAX_RESPONSE_BYTES")?.default ?? "";
+    assert.match(response, /^4 × STATEGATE_MAX_REQUEST_BYTES \(16 MiB\)$/);
+    assert.equal(config.maxResponseBytes, 4 * config.maxRequestBytes);
+    assert.equal(config.maxResponseBytes, 16 * 1024 * 1024);
+    assert.equal(loadConfig({ STATEGATE_MAX_REQUEST_BYTES: "2048" }).maxResponseBytes, 8192);
   });
 });

@@ -179,7 +179,7 @@ describe("GraphQL subscriptions", () => {
 });
 
 describe("GraphQL subscriptions at shutdown", () => {
-  it("end over WebSocket and SSE when the gateway stops, without waiting for the grace period", async () => {
+  it("end over WebSocket and SSE with an UNAVAILABLE error when the gateway stops, without waiting for the grace period", async () => {
     const own = await startTestGateway({ STATEGATE_SHUTDOWN_GRACE_MS: "10000" });
     const subs = transports.map((t) =>
       t.open(own.baseUrl, { query: streamQuery, variables: { domain: unique("gql-down") } }),
@@ -189,9 +189,15 @@ describe("GraphQL subscriptions at shutdown", () => {
     await own.close();
     assert.ok(Date.now() - started < 5000, `closed in ${Date.now() - started} ms`);
     const ends = await Promise.all(subs.map((s) => s.ended));
-    // The WebSocket closes with 1001 (going away), which clients report as an error; SSE completes.
-    assert.deepEqual(ends, ["error", "complete"]);
-    for (const s of subs) s.close();
+    // Each hears why, as its last payload, and completes; the WebSocket then closes with 1001 (going away).
+    assert.deepEqual(ends, ["complete", "complete"]);
+    for (const s of subs) {
+      assert.equal(s.results.length, 1, JSON.stringify(s.results));
+      const [error] = s.results[0]?.errors ?? [];
+      assert.equal(error?.message, "the gateway is shutting down");
+      assert.equal(error?.extensions?.code, "UNAVAILABLE");
+      s.close();
+    }
   });
 });
 

@@ -93,7 +93,7 @@ describe("requests that are too big or malformed", () => {
     const answer = await new Promise<string>((resolve) => {
       const socket = net.connect(tg.gateway.port, "127.0.0.1", () => {
         socket.write(
-          "GET /api/entity/ref/a/b/c HTTP/1.1\r\nhost: x\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+          "GET /api/entity/ref/a/b/c HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade, HTTP2-Settings\r\nupgrade: h2c\r\nhttp2-settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
         );
       });
       let text = "";

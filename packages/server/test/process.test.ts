@@ -71,7 +71,7 @@ describe("the stategate process", () => {
     }
   });
 
-  it("ends open streams, closes providers and exits 0 on SIGTERM and SIGINT", async () => {
+  it("ends open streams with UNAVAILABLE, closes providers and exits 0 on SIGTERM and SIGINT", async () => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
       const gw = await spawnGateway({ STATEGATE_DATA_DIR: tempDir() });
       const client = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
@@ -91,7 +91,8 @@ describe("the stategate process", () => {
         stream.catch((e) => `error ${ConnectError.from(e).code}`),
         new Promise((r) => setTimeout(() => r("still open"), 5_000)),
       ]);
-      assert.equal(outcome, "ended", "the stream ends cleanly");
+      // UNAVAILABLE, not OK: the client must not think the stream finished, and reconnects (to another gateway).
+      assert.equal(outcome, `error ${Code.Unavailable}`, "the stream ends with UNAVAILABLE");
       const { code } = await gw.exited;
       assert.equal(code, 0, gw.output.join("\n"));
       assert.ok(Date.now() - started < 5_000);

@@ -123,24 +123,46 @@ describe("REST streams", () => {
     assert.match(domain.json.message, /^domain: /);
   });
 
-  it("the gateway's shutdown ends open streams", async () => {
+  it("the gateway's shutdown ends open streams with an UNAVAILABLE error event", async () => {
     const own = await startTestGateway();
     try {
       const res = await fetch(`${own.baseUrl}/api/events/stream?domain=*&type=*`);
       const ended = (async () => {
-        for await (const _ of sse(res.body!)) {
-          // nothing is written; the loop ends when the response does
-        }
+        const got = [];
+        // No event is written; the loop ends when the response does.
+        for await (const m of sse(res.body!)) got.push(m);
+        return got;
       })();
       await until(() => own.gateway.openStreams() === 1);
       const started = Date.now();
       const closing = own.close();
-      await ended; // cleanly: a socket destroyed at the end of the grace period would make the read throw
+      // Cleanly: a socket destroyed at the end of the grace period would make the read throw.
+      const got = await ended;
       assert.ok(Date.now() - started < 1_000, "the response ended at shutdown, not at the end of the grace period");
+      assert.deepEqual(
+        got.map((m) => [m.event, JSON.parse(m.data ?? "{}").code]),
+        [["error", "unavailable"]],
+        "the client hears why, so it reconnects (to another gateway)",
+      );
       await closing;
     } finally {
       await own.close();
     }
+  });
+
+  it("a Last-Event-ID past the largest int64 answers 400 naming the header", async () => {
+    for (const id of ["9223372036854775808", "9999999999999999999", "99999999999999999999999"]) {
+      const answer = await rest(tg.baseUrl, "GET", "/api/events/stream?domain=acme&type=user", undefined, {
+        "last-event-id": id,
+      });
+      assert.equal(answer.status, 400, `${id}: ${JSON.stringify(answer.json)}`);
+      assert.equal(answer.json.code, "invalid_argument");
+      assert.match(answer.json.message, /^last-event-id: /);
+    }
+    // The largest position itself is a position: the stream opens (and has nothing after it).
+    const abort = new AbortController();
+    await open("/api/events/stream?domain=acme&type=user", abort.signal, { "last-event-id": "9223372036854775807" });
+    abort.abort();
   });
 });
 

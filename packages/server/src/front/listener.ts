@@ -51,7 +51,12 @@ export async function listen(
 ): Promise<Listener> {
   const h1 = http.createServer(handler as http.RequestListener);
   h1.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (upgrade?.(req, socket, head)) return;
+    if (upgrade?.(req, socket, head)) {
+      // The socket is the door's now (a WebSocket), not idle keep-alive: at shutdown the
+      // door closes it once its subscriptions said why they ended (destroyed after the grace at the latest).
+      busy.delete(socket as net.Socket);
+      return;
+    }
     // Node routes every request with an Upgrade header here; answer it instead of hanging up.
     const body =
       "only WebSocket upgrades on /api/graphql are served; for HTTP/2 use prior knowledge (h2c upgrade is not supported)";

@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { abortedError } from "../errors.js";
 import { DOOR_HEADER } from "../front/door.js";
 import { doorOf } from "../interceptors.js";
 import type { GatewayMetrics, StreamKind } from "./metrics.js";
@@ -19,14 +20,14 @@ export function metricsInterceptor(metrics: GatewayMetrics): Interceptor {
     const service = req.service.typeName;
     const method = req.method.name;
     const door = doorOf(req.header.get("content-type"), req.header.get(DOOR_HEADER));
-    // A client that left or ran out of time: that is the code, whatever failed next,
-    // and also for a stream, which then just ends.
+    // A client that left (Canceled, never Internal, however its connection broke)
+    // or ran out of time: that is the code, whatever failed next.
     const count = (err?: unknown) =>
       metrics.requests.inc({
         service,
         method,
         door,
-        code: req.signal.aborted ? codeLabel(ConnectError.from(req.signal.reason, Code.Canceled)) : codeLabel(err),
+        code: req.signal.aborted ? codeLabel(abortedError(req.signal)) : codeLabel(err),
       });
     const stop = metrics.requestDuration.startTimer({ service, method });
     let res: Awaited<ReturnType<typeof next>>;

@@ -5,18 +5,31 @@ const secretKey = /pass(word|phrase)?$|secret|token|credential|api[-_]?key|priva
 
 const REDACTED = "[redacted]";
 
-/** A URL's password (and a lone username, which some schemes use as the secret) replaced; other strings as they are. */
+/**
+ * A URL's password (or a lone username, which some schemes use as the secret)
+ * replaced; other strings as they are. A string that looks like a URL but does
+ * not parse (a space or a stray character in it) may still hold a password
+ * that a driver would use: everything between "://" and its last "@" goes.
+ * So does the password of "user:password@host" without a scheme.
+ */
 function redactString(value: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
-  try {
-    const url = new URL(value);
-    if (!url.password && !url.username) return value;
-    if (url.password) url.password = REDACTED;
-    else url.username = REDACTED;
-    return url.toString();
-  } catch {
-    return value;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(value)?.[0];
+  if (scheme === undefined) {
+    // "user:password@host:port" given where an address belongs: the provider refuses it, after it was logged.
+    const userinfo = /^([^\s:/@]+):[^@]*@/.exec(value);
+    return userinfo ? `${userinfo[1]}:${REDACTED}${value.slice(value.lastIndexOf("@"))}` : value;
   }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    const at = value.lastIndexOf("@");
+    return at < scheme.length ? value : `${scheme}${REDACTED}${value.slice(at)}`;
+  }
+  if (!url.password && !url.username) return value;
+  if (url.password) url.password = REDACTED;
+  else url.username = REDACTED;
+  return url.toString();
 }
 
 /** A deep copy of `value` with every secret-named key and every URL password replaced. */

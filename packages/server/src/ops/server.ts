@@ -1,6 +1,7 @@
 import http from "node:http";
 import type net from "node:net";
 import type { Logger } from "pino";
+import { addressedToLoopback, HOST_REFUSED } from "../front/host.js";
 import type { Health } from "./health.js";
 import type { GatewayMetrics } from "./metrics.js";
 
@@ -35,6 +36,8 @@ export async function startOpsServer(options: {
   metrics: GatewayMetrics;
   health: Health;
   log: Logger;
+  /** Answer only requests addressed to a loopback host name (no authentication: see front/host.ts). */
+  loopbackHostsOnly?: boolean;
 }): Promise<OpsServer> {
   const { metrics, health, log } = options;
   const json = (res: http.ServerResponse, status: number, body: unknown) => {
@@ -42,6 +45,7 @@ export async function startOpsServer(options: {
     res.end(`${JSON.stringify(body)}\n`);
   };
   const server = http.createServer((req, res) => {
+    if (options.loopbackHostsOnly && !addressedToLoopback(req.headers)) return json(res, 403, { error: HOST_REFUSED });
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();

@@ -18,6 +18,13 @@ export interface ServiceDeps {
   /** Aborts when the gateway shuts down, ending every open stream. */
   shutdown: AbortSignal;
   log: Logger;
+  /** Size limits, in bytes of the binary protobuf encoding (see rules.ts). */
+  limits: {
+    /** Largest entity a mutation may write (STATEGATE_MAX_REQUEST_BYTES). */
+    maxEntityBytes: number;
+    /** Largest search page (STATEGATE_MAX_RESPONSE_BYTES). */
+    maxResponseBytes: number;
+  };
   /**
    * How one stream buffers for its client: the limit, and who counts and logs
    * a client that falls behind. Absent, the default limit and no one.

@@ -8,7 +8,8 @@ import { kClaims, methodName } from "../context.js";
 import { nowNs, toEntity, toEvent } from "./convert.js";
 import type { ServiceDeps } from "./deps.js";
 import { parseFilter, toSortSpec } from "./query.js";
-import { DEFAULT_LIMIT } from "./rules.js";
+import { checkEntitySize, checkPageSize, DEFAULT_LIMIT } from "./rules.js";
+import { entitySize } from "./size.js";
 
 /** How often a mutation without an expected version retries after losing a race. */
 const MAX_ATTEMPTS = 32;
@@ -25,6 +26,7 @@ interface Change {
 /** EntityService: every mutation writes state and event in one commit, then publishes. */
 export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof EntityService> {
   const { storage } = deps;
+  const { maxEntityBytes, maxResponseBytes } = deps.limits;
 
   /**
    * Reads the entity, computes the change, and commits it if the entity is
@@ -49,6 +51,8 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
         );
       }
       const { operation, state, eventValues } = await change(current);
+      // Whatever the mutation, the state it writes must be readable by every client.
+      if (state !== null) checkEntitySize(toEntity({ ...ref, values: state, version: version + 1 }), maxEntityBytes);
       try {
         const stored = await storage.commit({
           expectedVersion: version,
@@ -147,7 +151,9 @@ export function createEntityService(deps: ServiceDeps): ServiceImpl<typeof Entit
         limit: req.limit ?? DEFAULT_LIMIT,
         offset: req.offset,
       });
-      return { entities: records.map(toEntity) };
+      const entities = records.map(toEntity);
+      checkPageSize(entities, entitySize, maxResponseBytes, "entities");
+      return { entities };
     },
   };
 }

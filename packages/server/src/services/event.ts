@@ -6,7 +6,8 @@ import { StreamQueue } from "../streams/queue.js";
 import { toEvent } from "./convert.js";
 import type { ServiceDeps } from "./deps.js";
 import { parseFilter, toSortSpec } from "./query.js";
-import { DEFAULT_LIMIT } from "./rules.js";
+import { checkPageSize, DEFAULT_LIMIT } from "./rules.js";
+import { eventSize } from "./size.js";
 
 /** Queued when the channel may have dropped events: the stream re-reads storage. */
 const GAP = Symbol("gap");
@@ -88,7 +89,9 @@ export function createEventService(deps: ServiceDeps): ServiceImpl<typeof EventS
         limit: req.limit ?? DEFAULT_LIMIT,
         offset: req.offset,
       });
-      return { events: records.map(toEvent) };
+      const events = records.map(toEvent);
+      checkPageSize(events, eventSize, deps.limits.maxResponseBytes, "events");
+      return { events };
     },
 
     async get(req) {

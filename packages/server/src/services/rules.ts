@@ -1,6 +1,8 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Entity } from "@stategate/api";
 import { parseFilter, parsePath } from "./query.js";
+import { entitySize, fieldSize } from "./size.js";
 
 /**
  * Every input rule of the API, in one table keyed by request message. The
@@ -225,4 +227,44 @@ export function validate(typeName: string, message: Record<string, unknown>): vo
 /** Whether a request type has rules; lets a test prove every request is covered. */
 export function hasRules(typeName: string): boolean {
   return typeName in rules;
+}
+
+/**
+ * Size rules. Sizes are those of the binary protobuf encoding (services/size.ts),
+ * the one gRPC clients receive and limit, whatever door a call used.
+ */
+
+/**
+ * The state every mutation (Set, Edit, Revert) would write, refused with
+ * RESOURCE_EXHAUSTED when the entity, as Get returns it, would be larger than
+ * STATEGATE_MAX_REQUEST_BYTES: what a client may send, it can read back.
+ */
+export function checkEntitySize(entity: Entity, maxBytes: number): void {
+  const size = fieldSize(entitySize(entity));
+  if (size > maxBytes) {
+    throw new ConnectError(
+      `entity ${entity.domain}/${entity.type}/${entity.key} would be ${size} bytes, more than STATEGATE_MAX_REQUEST_BYTES (${maxBytes} bytes); nothing was written`,
+      Code.ResourceExhausted,
+    );
+  }
+}
+
+/**
+ * A search page, refused with RESOURCE_EXHAUSTED as soon as its rows add up
+ * to more than STATEGATE_MAX_RESPONSE_BYTES; the message says how many fit,
+ * so the caller can ask for a smaller limit.
+ */
+export function checkPageSize<T>(rows: readonly T[], sizeOf: (row: T) => number, maxBytes: number, noun: string): void {
+  let total = 0;
+  for (let i = 0; i < rows.length; i++) {
+    total += fieldSize(sizeOf(rows[i] as T));
+    if (total > maxBytes) {
+      const fit =
+        i === 0 ? "not even the first fits; read it with Get" : `the first ${i} fit: ask for a limit of at most ${i}`;
+      throw new ConnectError(
+        `the ${rows.length} ${noun} found are more than STATEGATE_MAX_RESPONSE_BYTES (${maxBytes} bytes) in one response; ${fit}`,
+        Code.ResourceExhausted,
+      );
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { abortedError } from "../errors.js";
 import { linkSignals } from "./signals.js";
 
 /** Most items a stream buffers for a slow client before it is ended with RESOURCE_EXHAUSTED (STATEGATE_MAX_STREAM_BUFFER). */
@@ -19,9 +20,12 @@ export interface QueueOptions {
 }
 
 /**
- * A buffer between listeners that push and a server stream that pulls. It ends
- * quietly when `signal` aborts (client gone, deadline passed, or shutdown), and
- * ends with RESOURCE_EXHAUSTED when the client reads too slowly.
+ * A buffer between listeners that push and a server stream that pulls. When
+ * one of its signals aborts it ends with the reason, so the client learns why:
+ * DEADLINE_EXCEEDED when the deadline passed, UNAVAILABLE at shutdown (CANCELED
+ * when the client left, which no one hears). It ends with RESOURCE_EXHAUSTED
+ * when the client reads too slowly. It never ends with OK: a live stream has no
+ * last item.
  */
 export class StreamQueue<T> implements AsyncIterable<T> {
   private items: T[] = [];
@@ -79,7 +83,7 @@ export class StreamQueue<T> implements AsyncIterable<T> {
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     while (true) {
       if (this.failure) throw this.failure;
-      if (this.signal.aborted) return;
+      if (this.signal.aborted) throw abortedError(this.signal);
       const item = this.items.shift();
       if (item !== undefined) {
         this.options.onDepth?.(-1);

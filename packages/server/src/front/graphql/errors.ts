@@ -16,7 +16,8 @@ export function toGraphqlError(err: unknown, ctx: DoorContext): GraphQLError {
     return new GraphQLError("internal error", { extensions: { code: grpcCodeName(Code.Internal) } });
   }
   const extensions: Record<string, string> = { code: grpcCodeName(err.code) };
-  const requestId = err.metadata.get("x-request-id");
+  // A stream's error carries the response headers and the trailers: the id twice, joined by ", ".
+  const requestId = err.metadata.get("x-request-id")?.split(",")[0]?.trim();
   if (requestId) extensions.requestId = requestId;
   return new GraphQLError(err.rawMessage, { extensions });
 }

@@ -1,12 +1,13 @@
 import { Http2ServerResponse } from "node:http2";
-import type { ASTVisitor, GraphQLSchema, ValidationContext } from "graphql";
+import type { GraphQLSchema } from "graphql";
 import { GraphQLError } from "graphql";
-import type { YogaLogger } from "graphql-yoga";
+import type { GraphQLParams, Plugin, YogaLogger } from "graphql-yoga";
 import { createYoga } from "graphql-yoga";
 import type { Logger } from "pino";
 import type { AnyRequest, AnyResponse, DoorContext } from "../door.js";
 import { useGrpcCodes } from "./errors.js";
 import { renderGraphiql } from "./graphiql.js";
+import { parseOperation } from "./limits.js";
 import type { CallContext } from "./resolvers.js";
 import { callHeaders } from "./resolvers.js";
 
@@ -54,9 +55,13 @@ export function createGraphqlHttp(
     logging: yogaLogger(ctx.log.child({ door: "graphql" })),
     plugins: [
       useGrpcCodes(),
+      // Every transport parses with the same limits (see limits.ts); the WebSocket calls it too.
+      { onParse: ({ setParseFn }) => setParseFn(parseOperation) } satisfies Plugin,
       {
-        onValidate: ({ addValidationRule }: { addValidationRule: (rule: typeof limitOperationSize) => void }) =>
-          addValidationRule(limitOperationSize),
+        onRequestParse: ({ request, requestParser, setRequestParser }) => {
+          if (request.method === "GET") setRequestParser(parseGetRequest);
+          else if (requestParser) setRequestParser(withoutEchoes(requestParser));
+        },
       },
       {
         // Yoga marks streamed responses "Connection: keep-alive": HTTP/1.1 keeps
@@ -73,37 +78,53 @@ export function createGraphqlHttp(
   };
 }
 
-/** Most fields one operation may select, aliases and fragments included. */
-export const MAX_FIELDS = 200;
-/** Deepest selection nesting one operation may have. */
-export const MAX_DEPTH = 12;
+/** How yoga reads the GraphQL parameters of a request. */
+type RequestParser = Parameters<Parameters<NonNullable<Plugin["onRequestParse"]>>[0]["setRequestParser"]>[0];
+
+/** A request yoga could not read: 400, naming what was wrong, never echoing the request. */
+function badRequest(message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: "BAD_REQUEST", http: { status: 400 } } });
+}
 
 /**
- * Bounds what one request can make the gateway do: every field is an RPC, so
- * 10,000 aliases would be 10,000 calls. Checked during validation, before
- * anything runs.
+ * The parameters of a GET, as yoga reads them, except that JSON which does
+ * not parse is a bad request naming the parameter (yoga's own parser lets the
+ * SyntaxError through, which is answered 500).
  */
-function limitOperationSize(context: ValidationContext): ASTVisitor {
-  let fields = 0;
-  let depth = 0;
-  let reported = false;
-  const report = (message: string) => {
-    if (reported) return;
-    reported = true;
-    context.reportError(new GraphQLError(message));
+function parseGetRequest(request: Request): GraphQLParams {
+  const params = new URL(request.url).searchParams;
+  const json = (name: "variables" | "extensions"): Record<string, unknown> | undefined => {
+    const text = params.get(name);
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw badRequest(`the ${name} parameter is not valid JSON`);
+    }
   };
   return {
-    Field: {
-      enter() {
-        fields++;
-        depth++;
-        if (fields > MAX_FIELDS) report(`an operation may select at most ${MAX_FIELDS} fields`);
-        if (depth > MAX_DEPTH) report(`an operation may nest at most ${MAX_DEPTH} levels`);
-      },
-      leave() {
-        depth--;
-      },
-    },
+    query: params.get("query") || undefined,
+    operationName: params.get("operationName") || undefined,
+    variables: json("variables"),
+    extensions: json("extensions"),
+  };
+}
+
+/**
+ * Yoga's POST parser, except that a body that is not JSON gets a short message:
+ * yoga's carries the JSON parser's own, which quotes the body, in
+ * `extensions.originalError`.
+ */
+function withoutEchoes(parser: RequestParser): RequestParser {
+  return async (request) => {
+    try {
+      return await parser(request);
+    } catch (err) {
+      if (err instanceof GraphQLError && err.extensions.originalError !== undefined) {
+        throw badRequest("the request body is not valid JSON");
+      }
+      throw err;
+    }
   };
 }
 

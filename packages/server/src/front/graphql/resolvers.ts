@@ -2,6 +2,8 @@ import type { DescMethod, DescService, JsonValue, Message } from "@bufbuild/prot
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { shuttingDown } from "../../errors.js";
+import { checkJson } from "../../services/rules.js";
 import { linkSignals } from "../../streams/signals.js";
 import type { DoorContext } from "../door.js";
 import { toGraphqlError } from "./errors.js";
@@ -44,6 +46,15 @@ export function createCaller(ctx: DoorContext): Caller {
     // Every implicit field is written so that non-null GraphQL fields always have a value.
     toJson(method.output, message, { alwaysEmitImplicit: true });
   const invoke = (method: DescMethod, args: unknown, options: CallOptions): unknown => {
+    // The in-process transport encodes messages as binary protobuf, whose UTF-8
+    // would turn a lone surrogate into U+FFFD: refused here, as REST does.
+    for (const [name, value] of Object.entries(args as Record<string, unknown>)) {
+      const problem = checkJson(value);
+      if (problem === undefined) continue;
+      // Named as the validation interceptor names fields: by their proto name.
+      const field = method.input.fields.find((f) => f.jsonName === name)?.name ?? name;
+      throw new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
+    }
     let input: Message;
     try {
       input = fromJson(method.input, args as JsonValue);
@@ -79,6 +90,12 @@ export function createCaller(ctx: DoorContext): Caller {
         unlink();
         return finished;
       };
+      // The error a stream ends with is its last payload: the field resolver throws it, so it
+      // reaches the client as a GraphQL error (with its code) before the stream completes.
+      const last = (err: unknown) => {
+        finish();
+        return { done: false, value: toGraphqlError(err, ctx) } as const;
+      };
       return {
         [Symbol.asyncIterator]() {
           return this;
@@ -90,15 +107,15 @@ export function createCaller(ctx: DoorContext): Caller {
               Symbol.asyncIterator
             ]();
             const next = await messages.next();
-            if (next.done || done) return finish();
+            if (done) return finish();
+            if (next.done) return ctx.shutdown.aborted ? last(shuttingDown()) : finish();
             return { done: false, value: output(method, next.value) };
           } catch (err) {
-            // Cancelled by the subscriber or by shutdown: the stream just ends.
-            if (done || signal.aborted) return finish();
-            finish();
-            // Delivered as the last payload: the field resolver throws it, so it reaches
-            // the client as a GraphQL error (with its code) before the stream completes.
-            return { done: false, value: toGraphqlError(err, ctx) };
+            // Cancelled by the subscriber: the stream just ends.
+            if (done) return finish();
+            // At shutdown the subscriber hears UNAVAILABLE, so it subscribes again (to another gateway).
+            if (ctx.shutdown.aborted) return last(shuttingDown());
+            return last(err);
           }
         },
         async return() {

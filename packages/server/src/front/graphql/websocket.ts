@@ -5,6 +5,7 @@ import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
 import type { DoorContext } from "../door.js";
 import { withGrpcCodes } from "./errors.js";
+import { checkOperation } from "./limits.js";
 import type { CallContext } from "./resolvers.js";
 import { callHeaders } from "./resolvers.js";
 
@@ -19,18 +20,23 @@ interface ConnectionParams {
 /**
  * GraphQL over WebSocket with graphql-ws (subprotocol `graphql-transport-ws`)
  * on the same path as HTTP. Closing a socket, or completing an operation,
- * returns its subscription, which cancels the RPC stream under it; at
- * shutdown every socket is closed with 1001 "Going away".
+ * returns its subscription, which cancels the RPC stream under it. At
+ * shutdown each subscription sends its last payload, an UNAVAILABLE error,
+ * then every socket is closed with 1001 "Going away".
  */
 export function createGraphqlWebSocket(
   schema: GraphQLSchema,
   ctx: DoorContext,
   path: string,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean {
+  // Only listed origins: the Host header is the client's to choose (a DNS-rebinding page
+  // names its own host), so "same origin as Host" would prove nothing.
   const allowed = ctx.config.cors.allowOrigins;
-  const originAllowed = (origin: string, host: string | undefined) =>
-    allowed.includes("*") || allowed.includes(origin) || sameOrigin(origin, host);
+  const originAllowed = (origin: string) => allowed.includes("*") || allowed.includes(origin);
   const wss = new WebSocketServer({ noServer: true, maxPayload: ctx.config.maxRequestBytes });
+  // Operations running on the sockets, so that shutdown closes them once their streams said why they ended.
+  let running = 0;
+  let idle: (() => void) | undefined;
   const server = useServer<ConnectionParams | undefined>(
     {
       schema,
@@ -39,6 +45,21 @@ export function createGraphqlWebSocket(
       // The same codes as over HTTP, for errors that refuse an operation and for results.
       onError: (_ctx, _id, _payload, errors) => withGrpcCodes({ errors }).errors?.map((e) => e.toJSON()),
       onNext: (_ctx, _id, _payload, _args, result) => withGrpcCodes(result),
+      onOperation: () => {
+        running++;
+      },
+      onComplete: () => {
+        running--;
+        // graphql-ws sends the operation's "complete" once this returns: close only after that.
+        if (running <= 0) setImmediate(() => running <= 0 && idle?.());
+      },
+      // Parsed and validated as over HTTP, limits included. A document that does
+      // not parse is refused with an error message (graphql-ws would close the socket).
+      onSubscribe: (_ctx, _id, payload) => {
+        const { document, errors } = checkOperation(schema, payload.query);
+        if (errors) return errors;
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables };
+      },
       context: ({ connectionParams, extra }): CallContext => ({
         headers: callHeaders(
           ctx,
@@ -49,12 +70,20 @@ export function createGraphqlWebSocket(
     },
     wss,
   );
+  // Subscriptions end at shutdown with an UNAVAILABLE payload (see the resolvers): it
+  // is sent before the sockets close, within the grace period the listener gives them.
+  const drained = () =>
+    new Promise<void>((resolve) => {
+      if (running <= 0) return resolve();
+      idle = resolve;
+      setTimeout(resolve, ctx.config.shutdownGraceMs).unref();
+    });
   ctx.shutdown.addEventListener(
     "abort",
     () =>
-      void Promise.resolve(server.dispose()).catch((err: unknown) =>
-        ctx.log.warn({ err }, "graphql websockets did not close"),
-      ),
+      void drained()
+        .then(() => server.dispose())
+        .catch((err: unknown) => ctx.log.warn({ err }, "graphql websockets did not close")),
     { once: true },
   );
 
@@ -63,7 +92,7 @@ export function createGraphqlWebSocket(
     // Browsers send Origin on every WebSocket, and CORS does not apply to it:
     // a page from an origin that is not allowed must not get a socket.
     const origin = req.headers.origin;
-    if (origin !== undefined && !originAllowed(origin, req.headers.host)) {
+    if (origin !== undefined && !originAllowed(origin)) {
       socket.end("HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
       return true;
     }
@@ -74,13 +103,4 @@ export function createGraphqlWebSocket(
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit("connection", ws, req));
     return true;
   };
-}
-
-/** A page the gateway itself served (GraphiQL): its origin names the host and port the socket came to. */
-function sameOrigin(origin: string, host: string | undefined): boolean {
-  try {
-    return host !== undefined && new URL(origin).host === host;
-  } catch {
-    return false;
-  }
 }

@@ -2,9 +2,9 @@ import type { Writable } from "node:stream";
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import { createRegistry } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
-import { createClient } from "@connectrpc/connect";
+import { ConnectError, createClient } from "@connectrpc/connect";
 import { linkSignals } from "../../streams/signals.js";
-import type { Door, DoorContext } from "../door.js";
+import type { AnyRequest, Door, DoorContext } from "../door.js";
 import { callOptions, decodeRequest } from "./request.js";
 import { responseJson, toConnectError, writeError, writeJson } from "./response.js";
 import { createRouteTable, httpBindings } from "./routes.js";
@@ -87,12 +87,36 @@ export function createRestDoor(ctx: DoorContext): Door {
           if (!client.signal.aborted) writeJson(res, 200, responseJson(route, output, registry), requestId);
         }
       } catch (err) {
+        // A client that left (an upload cut off, a dropped connection) is not a
+        // fault of ours and hears nothing: a call's own line says Canceled; a
+        // request that never became a call gets one debug line.
+        if (client.signal.aborted || clientLeft(req)) {
+          if (!(err instanceof ConnectError)) {
+            ctx.log.debug({ door: "rest", method: methodPath(route.method), code: "Canceled", err }, "client left");
+          }
+          return true;
+        }
         const error = toConnectError(err, ctx.log);
-        if (client.signal.aborted) return true;
         if (res.headersSent) res.end();
         else writeError(res, error);
       }
       return true;
     },
   };
+}
+
+/** The RPC a route calls, as the logs name it: `/stategate.v1.EntityService/Set`. */
+function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+/** Whether the client went away: it aborted the request, or its connection is gone. */
+function clientLeft(req: AnyRequest): boolean {
+  if ((req as { aborted?: boolean }).aborted === true) return true;
+  try {
+    return req.socket?.destroyed === true;
+  } catch {
+    // HTTP/2 answers with ERR_HTTP2_SOCKET_UNBOUND once the session is gone.
+    return true;
+  }
 }

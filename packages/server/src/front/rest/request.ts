@@ -6,6 +6,7 @@ import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protoco
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { checkJson } from "../../services/rules.js";
 import type { AnyRequest } from "../door.js";
+import { keptDeadline } from "../transport-guards.js";
 import type { Taken } from "./query.js";
 import { queryToJson, setPath, urlValueToJson } from "./query.js";
 import type { RouteMatch } from "./routes.js";
@@ -166,7 +167,9 @@ export function callOptions(req: AnyRequest, doorHeader: string): CallOptions {
       ? parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER)
       : parseGrpcTimeout(header("grpc-timeout"), Number.MAX_SAFE_INTEGER);
   if (timeout.error) throw timeout.error;
-  // A sub-millisecond grpc-timeout still means "almost no time", not "no deadline".
-  const timeoutMs = timeout.timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(timeout.timeoutMs));
+  // A sub-millisecond grpc-timeout still means "almost no time", not "no deadline";
+  // one past what a timer can wait (about 24.8 days) means no deadline, not 1 ms.
+  const asked = keptDeadline(timeout.timeoutMs);
+  const timeoutMs = asked === undefined ? undefined : Math.max(1, Math.ceil(asked));
   return { headers, timeoutMs };
 }

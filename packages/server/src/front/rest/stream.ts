@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { EventServiceStreamRequest, EventServiceStreamResponse } from "@stategate/api";
 import { EventService } from "@stategate/api";
 import type { Logger } from "pino";
+import { shuttingDown } from "../../errors.js";
 import type { AnyRequest, AnyResponse } from "../door.js";
 import { errorJson, responseJson, toConnectError, writeChunk, writeError } from "./response.js";
 import type { Route } from "./routes.js";
@@ -46,15 +47,26 @@ const resumable = new Map<DescMethod, Resumable>([
   ],
 ]);
 
+/** The largest event position: positions are int64. */
+const MAX_POSITION = 2n ** 63n - 1n;
+
 /** Resumes after the `Last-Event-ID` an EventSource sends when it reconnects, where the method supports it. */
 export function applyLastEventId(route: Route, request: Message, req: AnyRequest): void {
   const header = req.headers["last-event-id"];
   const stream = resumable.get(route.method);
   if (typeof header !== "string" || header === "" || !stream) return;
-  if (!/^\d{1,19}$/.test(header)) {
-    throw new ConnectError(`last-event-id: expected an event position, got "${header}"`, Code.InvalidArgument);
+  const shown = header.length > 40 ? `${header.slice(0, 40)}…` : header;
+  if (!/^\d+$/.test(header)) {
+    throw new ConnectError(`last-event-id: expected an event position, got "${shown}"`, Code.InvalidArgument);
   }
-  stream.resume(request, BigInt(header));
+  const position = BigInt(header);
+  if (position > MAX_POSITION) {
+    throw new ConnectError(
+      `last-event-id: "${shown}" is past the largest event position (${MAX_POSITION})`,
+      Code.InvalidArgument,
+    );
+  }
+  stream.resume(request, position);
 }
 
 /** What `writeStream` needs besides the messages. */
@@ -62,7 +74,7 @@ export interface StreamOptions {
   format: StreamFormat;
   /** Aborts when the client has gone. */
   gone: AbortSignal;
-  /** Aborts when the gateway shuts down: the response then ends without an error. */
+  /** Aborts when the gateway shuts down: the response then ends with an UNAVAILABLE error. */
   shutdown: AbortSignal;
   /** The request id the call answered with, once known. */
   requestId(): string | null;
@@ -78,8 +90,9 @@ type Next = IteratorResult<Message> | { failed: unknown };
  * Writes a server stream as SSE (`id:` where resumable, `data: <json>`, a
  * `: ping` every 15 s, a final `event: error`) or as NDJSON (a final
  * `{"error":…}` line). An error before the first message gets a plain HTTP
- * error response instead. Ending early (client gone, shutdown) cancels the
- * call through the caller's signal; this returns when the response is done.
+ * error response instead. At shutdown the error is UNAVAILABLE, so the client
+ * reconnects (to another gateway). A client that left cancels the call through
+ * the caller's signal; this returns when the response is done.
  */
 export async function writeStream(
   res: AnyResponse,
@@ -107,7 +120,7 @@ export async function writeStream(
     clearTimeout(timer);
     if (gone.aborted) return;
     if (settled && "failed" in settled) {
-      writeError(res, toConnectError(settled.failed, options.log));
+      writeError(res, failure(settled.failed, options));
       return;
     }
     const headers: Record<string, string> = {
@@ -140,7 +153,7 @@ async function pump(
   pull: () => Promise<Next>,
   options: StreamOptions,
 ): Promise<void> {
-  const { format, gone, shutdown } = options;
+  const { format, gone } = options;
   const id = resumable.get(route.method)?.id;
   try {
     for (let next = first; ; next = pull()) {
@@ -154,9 +167,18 @@ async function pump(
       if (gone.aborted) return;
     }
   } catch (err) {
-    // A stream cut by the client or by shutdown did not fail: there is no one, or nothing, to tell.
-    if (gone.aborted || shutdown.aborted) return;
-    const error = JSON.stringify(errorJson(toConnectError(err, options.log)));
+    // A stream cut by the client did not fail: there is no one to tell.
+    if (gone.aborted) return;
+    const error = JSON.stringify(errorJson(failure(err, options)));
     await writeChunk(res, format === "ndjson" ? `{"error":${error}}\n` : `event: error\ndata: ${error}\n\n`, gone);
   }
+}
+
+/** What a stream that stopped tells its client: at shutdown UNAVAILABLE, whatever the call reported; else the call's error. */
+function failure(err: unknown, options: StreamOptions): ConnectError {
+  if (options.shutdown.aborted) {
+    const reason: unknown = options.shutdown.reason;
+    return reason instanceof ConnectError && reason.code === Code.Unavailable ? reason : shuttingDown();
+  }
+  return toConnectError(err, options.log);
 }

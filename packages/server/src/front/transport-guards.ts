@@ -1,0 +1,62 @@
+import { Http2ServerResponse } from "node:http2";
+import type { AnyRequest, AnyResponse } from "./door.js";
+
+/**
+ * The longest deadline the gateway keeps, in milliseconds (about 24.8 days):
+ * the most a Node timer can wait. A timer set longer fires after 1 ms
+ * (TimeoutOverflowWarning), which would end the call at once.
+ */
+export const MAX_DEADLINE_MS = 2 ** 31 - 1;
+
+/** The deadline to apply: none for one past what a timer can wait, which is as good as none. */
+export function keptDeadline(timeoutMs: number | undefined): number | undefined {
+  return timeoutMs === undefined || timeoutMs > MAX_DEADLINE_MS ? undefined : timeoutMs;
+}
+
+const grpcUnitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000001 };
+
+/** The deadline a `grpc-timeout` or `connect-timeout-ms` value asks for; undefined when it is not one (Connect answers that). */
+function askedMs(name: "grpc-timeout" | "connect-timeout-ms", value: string): number | undefined {
+  if (name === "connect-timeout-ms") return /^\d{1,10}$/.test(value) ? Number(value) : undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
+  return m ? Number(m[1]) * (grpcUnitMs[m[2]!] ?? 0) : undefined;
+}
+
+/**
+ * Drops a `grpc-timeout` or `connect-timeout-ms` header asking for more than
+ * MAX_DEADLINE_MS, so the call has no deadline instead of one that passes after
+ * 1 ms. It runs before any door reads the headers: gRPC, gRPC-Web and Connect
+ * (Connect's handler sets its deadline timer from them) and REST.
+ */
+export function dropUnkeepableDeadline(req: AnyRequest): void {
+  for (const name of ["grpc-timeout", "connect-timeout-ms"] as const) {
+    const value = req.headers[name];
+    if (typeof value !== "string") continue;
+    const ms = askedMs(name, value);
+    if (ms !== undefined && keptDeadline(ms) === undefined) delete req.headers[name];
+  }
+}
+
+/**
+ * Wakes whatever waits to write to an HTTP/2 response whose stream closed.
+ * Node 20 may never call back a write that was waiting on flow control when its
+ * stream is destroyed (nodejs/node#58252), nor emit 'drain' or 'error': a
+ * server stream writing to a client that dropped its connection would wait
+ * forever, holding its subscription and never logging its end. A 'drain'
+ * after the close makes the writer try again and learn the stream is gone.
+ */
+export function wakeWritersOnClose(res: AnyResponse): void {
+  if (!(res instanceof Http2ServerResponse)) return;
+  res.once("close", () => res.emit("drain"));
+}
+
+/** Wraps the gateway's request handler with the guards above. */
+export function guardTransport<Req extends AnyRequest, Res extends AnyResponse>(
+  handler: (req: Req, res: Res) => void,
+): (req: Req, res: Res) => void {
+  return (req, res) => {
+    dropUnkeepableDeadline(req);
+    wakeWritersOnClose(res);
+    handler(req, res);
+  };
+}
