@@ -9,6 +9,7 @@
  */
 export type { Location, RegoErrorCode } from "./errors.js";
 export { RegoError } from "./errors.js";
+export { parseCount } from "./parser.js";
 export type { CompileOptions, EvaluateOptions, Policy, RegoModule } from "./policy.js";
 export { compile } from "./policy.js";
 

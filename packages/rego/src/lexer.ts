@@ -52,6 +52,31 @@ const identStart = /[A-Za-z_]/;
 const identPart = /[A-Za-z0-9_]/;
 const numberPattern = /(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 
+/** 2^53: integers up to this magnitude are exact as IEEE doubles, the engine's numbers. */
+const MAX_EXACT_INTEGER = 2n ** 53n;
+
+/**
+ * Why a number literal cannot be held as written, or undefined. Numbers are
+ * IEEE doubles: an integer literal past 2^53 would silently become another
+ * integer (9007199254740993 is 9007199254740992), and a literal past the
+ * double range would become infinity or zero. OPA keeps such literals
+ * exactly, so a policy written for OPA would compare differently here: it is
+ * refused instead.
+ */
+export function inexactNumber(text: string): string | undefined {
+  const value = Number(text);
+  if (!Number.isFinite(value)) {
+    return `number ${text} is out of range: numbers are IEEE doubles, at most about 1.8e308`;
+  }
+  if (value === 0 && /[1-9]/.test(text.replace(/[eE].*$/, ""))) {
+    return `number ${text} is out of range: it would round to 0 as an IEEE double`;
+  }
+  if (/^\d+$/.test(text) && BigInt(text) > MAX_EXACT_INTEGER) {
+    return `integer ${text} is too large: numbers are IEEE doubles, exact only up to 2^53 (9007199254740992); compare it as a string, or in a larger unit`;
+  }
+  return undefined;
+}
+
 /** Splits a module into tokens; comments and blanks go, line breaks are noted on the next token. */
 export function tokenize(source: string, file: string): Token[] {
   const out: Token[] = [];
@@ -103,6 +128,8 @@ export function tokenize(source: string, file: string): Token[] {
       i += m![0].length;
       if (i < source.length && identPart.test(source[i]!))
         fail(start, `malformed number "${source.slice(start, i + 1)}"`);
+      const problem = inexactNumber(m![0]);
+      if (problem) fail(start, problem);
       push("number", m![0]);
       continue;
     }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { compile, RegoError, supportedBuiltins } from "../src/index.js";
+import { compile, parseCount, RegoError, supportedBuiltins } from "../src/index.js";
 import { policy } from "./helpers.js";
 
 describe("compile and evaluate", () => {
@@ -29,6 +29,19 @@ allow if input.claims.tenant == input.body.domain
         false,
       );
     }
+  });
+
+  it("parses nothing per evaluation: the module once at compile, a reference once at its first use", () => {
+    const before = parseCount();
+    const fresh = compile("package a\n\nallow if input.x == 1\n");
+    assert.equal(parseCount(), before + 1, "compile parses the module");
+    fresh.evaluate("data.a.allow", { input: { x: 1 } });
+    const warm = parseCount();
+    for (let i = 0; i < 100; i++)
+      assert.equal(fresh.evaluate("data.a.allow", { input: { x: i } }), i === 1 ? true : undefined);
+    fresh.query("input.x == 1", { input: { x: 1 } });
+    fresh.query("input.x == 1", { input: { x: 2 } });
+    assert.equal(parseCount(), warm + 1, "100 evaluations parse nothing; a query is parsed once");
   });
 
   it("lists its packages and rules", () => {

@@ -1,7 +1,7 @@
 import type { Value } from "../value.js";
 import { compare, equal, isObject, objectEntries, objectGet, objectSize, RegoSet } from "../value.js";
 import type { BuiltinTable } from "./args.js";
-import { hasSurrogates, members, set, typeError } from "./args.js";
+import { finite, hasSurrogates, members, set, typeError } from "./args.js";
 
 function numbers(args: Value[]): number[] {
   const out: number[] = [];
@@ -32,8 +32,8 @@ export const aggregateBuiltins: BuiltinTable = {
       throw typeError(0, "one of {array, object, set, string}", v!);
     },
   },
-  sum: { arity: 1, fn: (args) => numbers(args).reduce((a, b) => a + b, 0) },
-  product: { arity: 1, fn: (args) => numbers(args).reduce((a, b) => a * b, 1) },
+  sum: { arity: 1, fn: (args) => finite(numbers(args).reduce((a, b) => a + b, 0)) },
+  product: { arity: 1, fn: (args) => finite(numbers(args).reduce((a, b) => a * b, 1)) },
   max: {
     arity: 1,
     fn: (args) => {

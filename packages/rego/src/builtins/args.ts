@@ -30,6 +30,16 @@ export function num(args: Value[], i: number): number {
   return v;
 }
 
+/**
+ * An arithmetic result, refused when it left the double range (infinity, or
+ * NaN from infinities): OPA's numbers are arbitrary precision, ours are not,
+ * so an overflow is an error rather than a different number.
+ */
+export function finite(x: number): number {
+  if (!Number.isFinite(x)) throw new BuiltinError("arithmetic overflow: the result is out of the IEEE double range");
+  return x;
+}
+
 export function int(args: Value[], i: number): number {
   const v = num(args, i);
   if (!Number.isInteger(v))

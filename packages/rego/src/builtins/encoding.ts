@@ -41,12 +41,41 @@ export function marshal(v: Value): string {
   return `{${entries.map(([k, x]) => `${quote(k)}:${x}`).join(",")}}`;
 }
 
+/**
+ * The first number in JSON text that a double cannot hold as written: one
+ * out of range (JSON.parse makes it infinity or 0) or an integer past 2^53
+ * (JSON.parse rounds it to another integer). Strings are skipped.
+ */
+function inexactJsonNumber(s: string): string | undefined {
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '"') {
+      for (i++; i < s.length && s[i] !== '"'; i++) if (s[i] === "\\") i++;
+    } else if (c === "-" || (c >= "0" && c <= "9")) {
+      let j = i + 1;
+      while (j < s.length && /[0-9.eE+-]/.test(s[j]!)) j++;
+      const text = s.slice(c === "-" ? i + 1 : i, j);
+      const value = Number(text);
+      if (!Number.isFinite(value) || (value === 0 && /[1-9]/.test(text.replace(/[eE].*$/, "")))) return text;
+      if (/^\d+$/.test(text) && !Number.isSafeInteger(value) && BigInt(text) > 2n ** 53n) return text;
+      i = j - 1;
+    }
+  }
+  return undefined;
+}
+
 function unmarshal(s: string): Value {
+  let v: Value;
   try {
-    return JSON.parse(s) as Value;
+    v = JSON.parse(s) as Value;
   } catch (err) {
     throw new BuiltinError(`invalid JSON: ${(err as Error).message}`);
   }
+  const inexact = inexactJsonNumber(s);
+  if (inexact !== undefined) {
+    throw new BuiltinError(`JSON number ${inexact} cannot be held exactly (numbers are IEEE doubles)`);
+  }
+  return v;
 }
 
 const std = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

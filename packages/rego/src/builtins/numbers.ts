@@ -2,14 +2,15 @@ import { BuiltinError } from "../errors.js";
 import type { Value } from "../value.js";
 import { compare, equal, RegoSet, typeName } from "../value.js";
 import type { BuiltinTable } from "./args.js";
-import { int, num, typeError } from "./args.js";
+import { finite, int, num, typeError } from "./args.js";
 
 /** Go's math.Round: halves away from zero. */
 function goRound(x: number): number {
   return Math.sign(x) * Math.round(Math.abs(x));
 }
 
-const decimal = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+/** A decimal number, written so that a long run of digits never backtracks (each digit has one place to go). */
+const decimal = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 function toNumber(v: Value): number {
   switch (typeof v) {
@@ -22,6 +23,10 @@ function toNumber(v: Value): number {
       if (!decimal.test(s)) throw new BuiltinError(`invalid syntax: ${JSON.stringify(v)} is not a number`);
       const n = Number(s);
       if (!Number.isFinite(n)) throw new BuiltinError(`${JSON.stringify(v)} is out of range`);
+      // An integer past 2^53 would come out as another integer: refused, as such literals are.
+      if (!Number.isSafeInteger(n) && /^[+-]?\d+$/.test(s) && (n < 0 ? -BigInt(s) : BigInt(s)) > 2n ** 53n) {
+        throw new BuiltinError(`${JSON.stringify(v)} is too large to be exact (integers are exact only up to 2^53)`);
+      }
       return n;
     }
   }
@@ -29,8 +34,16 @@ function toNumber(v: Value): number {
   throw typeError(0, "one of {null, boolean, number, string}", v);
 }
 
+/** An exact integer result as a double; one that a double cannot hold exactly is an error, not a rounded number. */
+function exact(n: bigint): number {
+  const x = Number(n);
+  if (!Number.isFinite(x) || BigInt(x) !== n)
+    throw new BuiltinError(`the result ${n} cannot be held exactly as an IEEE double`);
+  return x;
+}
+
 function bits(args: Value[], op: (a: bigint, b: bigint) => bigint): number {
-  return Number(op(BigInt(int(args, 0)), BigInt(int(args, 1))));
+  return exact(op(BigInt(int(args, 0)), BigInt(int(args, 1))));
 }
 
 /** Comparison, arithmetic, rounding, ranges, to_number and bits. */
@@ -41,25 +54,25 @@ export const numberBuiltins: BuiltinTable = {
   lte: { arity: 2, fn: ([a, b]) => compare(a!, b!) <= 0 },
   gt: { arity: 2, fn: ([a, b]) => compare(a!, b!) > 0 },
   gte: { arity: 2, fn: ([a, b]) => compare(a!, b!) >= 0 },
-  plus: { arity: 2, fn: (args) => num(args, 0) + num(args, 1) },
+  plus: { arity: 2, fn: (args) => finite(num(args, 0) + num(args, 1)) },
   minus: {
     arity: 2,
     fn: (args) => {
       const [a, b] = args as [Value, Value];
-      if (typeof a === "number" && typeof b === "number") return a - b;
+      if (typeof a === "number" && typeof b === "number") return finite(a - b);
       if (a instanceof RegoSet && b instanceof RegoSet) return new RegoSet(a.values().filter((x) => !b.has(x)));
       if (typeof a !== "number" && !(a instanceof RegoSet)) throw typeError(0, "one of {number, set}", a);
       throw typeError(1, typeName(a), b);
     },
   },
-  mul: { arity: 2, fn: (args) => num(args, 0) * num(args, 1) },
+  mul: { arity: 2, fn: (args) => finite(num(args, 0) * num(args, 1)) },
   div: {
     arity: 2,
     fn: (args) => {
       const a = num(args, 0);
       const b = num(args, 1);
       if (b === 0) throw new BuiltinError("divide by zero");
-      return a / b;
+      return finite(a / b);
     },
   },
   rem: {
@@ -107,7 +120,7 @@ export const numberBuiltins: BuiltinTable = {
   "bits.and": { arity: 2, fn: (args) => bits(args, (a, b) => a & b) },
   "bits.or": { arity: 2, fn: (args) => bits(args, (a, b) => a | b) },
   "bits.xor": { arity: 2, fn: (args) => bits(args, (a, b) => a ^ b) },
-  "bits.negate": { arity: 1, fn: (args) => Number(~BigInt(int(args, 0))) },
+  "bits.negate": { arity: 1, fn: (args) => exact(~BigInt(int(args, 0))) },
   "bits.lsh": {
     arity: 2,
     fn: (args) => {

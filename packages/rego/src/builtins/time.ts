@@ -6,17 +6,36 @@ import { int, str, typeError } from "./args.js";
 /** Go's time.Parse(time.RFC3339, …): "T" and "Z" upper-case; a fraction after "." or "," (digits past nine are dropped). */
 const rfc3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
 
-/** Nanoseconds since the epoch that Go's time.UnixNano can hold (int64): OPA's "time outside of valid range" otherwise. */
-function safeNs(ns: number): number {
-  if (!(ns >= -(2 ** 63) && ns < 2 ** 63)) throw new BuiltinError("time outside of valid range");
-  return ns;
+/**
+ * Nanoseconds since the epoch, computed exactly and rounded once to the
+ * nearest double (today's timestamps are about 1.7e18, past 2^53, so the
+ * double is a multiple of 256 ns; rounding keeps the order, never inverts
+ * it). Go's time.UnixNano must hold it (int64): OPA's "time outside of
+ * valid range" otherwise.
+ */
+function nsAt(ms: number, extraNs: bigint): number {
+  const ns = BigInt(ms) * 1_000_000n + extraNs;
+  if (ns < -(2n ** 63n) || ns >= 2n ** 63n) throw new BuiltinError("time outside of valid range");
+  return Number(ns);
+}
+
+/** Whole milliseconds (rounded down) and the nanoseconds past them, exactly, of an integral ns value. */
+function splitNs(ns: number): [ms: number, rest: bigint] {
+  const big = BigInt(ns);
+  let ms = big / 1_000_000n;
+  let rest = big % 1_000_000n;
+  if (rest < 0n) {
+    ms -= 1n;
+    rest += 1_000_000n;
+  }
+  return [Number(ms), rest];
 }
 
 function daysIn(year: number, month: number): number {
   return new Date(Date.UTC(year, month, 0)).getUTCDate();
 }
 
-/** Nanoseconds since the epoch (as a double: about a quarter microsecond of precision today). */
+/** Nanoseconds since the epoch, the double nearest the exact value (see nsAt). */
 function parseRfc3339(s: string): number {
   const m = rfc3339.exec(s);
   if (!m) throw new BuiltinError(`parsing time ${JSON.stringify(s)} as RFC3339: cannot parse`);
@@ -35,8 +54,9 @@ function parseRfc3339(s: string): number {
   date.setUTCFullYear(y, mo - 1, d);
   date.setUTCHours(h, mi, sec, 0);
   const ms = date.getTime() - offsetMin * 60_000;
-  const frac = m[7] ? Number(m[7].slice(0, 9).padEnd(9, "0")) : 0;
-  return safeNs(ms * 1e6 + frac);
+  if (Number.isNaN(ms)) throw new BuiltinError("time outside of valid range");
+  const frac = m[7] ? BigInt(m[7].slice(0, 9).padEnd(9, "0")) : 0n;
+  return nsAt(ms, frac);
 }
 
 const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, μs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
@@ -52,7 +72,8 @@ function parseDuration(s: string): number {
   if (rest === "0") return 0;
   if (rest === "") throw new BuiltinError(`time: invalid duration ${JSON.stringify(s)}`);
   let total = 0;
-  const part = /^(\d*\.?\d*)(ns|us|µs|μs|ms|s|m|h)/;
+  // Unambiguous (one way to split the digits), so a long run of digits does not backtrack.
+  const part = /^(\d*(?:\.\d*)?)(ns|us|µs|μs|ms|s|m|h)/;
   while (rest !== "") {
     const m = part.exec(rest);
     if (!m || m[1] === "" || m[1] === ".") throw new BuiltinError(`time: invalid duration ${JSON.stringify(s)}`);
@@ -86,7 +107,7 @@ function timeArg(args: Value[]): number {
 
 /** A date from ns since the epoch or [ns, "UTC"]. */
 function dateOf(args: Value[]): Date {
-  return new Date(Math.floor(timeArg(args) / 1e6));
+  return new Date(splitNs(timeArg(args))[0]);
 }
 
 const weekdays = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
@@ -120,16 +141,15 @@ export const timeBuiltins: BuiltinTable = {
   "time.add_date": {
     arity: 4,
     fn: (args) => {
-      const ns = timeArg(args);
-      const ms = Math.floor(ns / 1e6);
-      const rest = ns - ms * 1e6;
+      const [ms, rest] = splitNs(timeArg(args));
       const d = new Date(ms);
       d.setUTCFullYear(
         d.getUTCFullYear() + int(args, 1),
         d.getUTCMonth() + int(args, 2),
         d.getUTCDate() + int(args, 3),
       );
-      return safeNs(d.getTime() * 1e6 + rest);
+      if (Number.isNaN(d.getTime())) throw new BuiltinError("time outside of valid range");
+      return nsAt(d.getTime(), rest);
     },
   },
 };
