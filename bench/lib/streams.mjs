@@ -11,56 +11,83 @@
 // Idle streams: one process opens N streams and holds them while the
 // orchestrator measures the server's RSS and CPU.
 import { randomUUID } from "node:crypto";
-import { setMaxListeners } from "node:events";
+import http2 from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { EventService } from "@stategate/api";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { EventServiceStreamRequestSchema, EventServiceStreamResponseSchema } from "@stategate/api";
 import { connect } from "nats";
 import { createHistogram, encode, recordMs, summary } from "./hist.mjs";
 import { openLoop } from "./loops.mjs";
 import { DOMAIN, directMysql, gatewayClients, SET_METHOD, wallNow } from "./ops.mjs";
 
-/** `connections` HTTP/2 connections, each with an EventService client. */
-function eventClients(baseUrl, connections) {
-  const managers = Array.from(
-    { length: connections },
-    () => new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: 3_600_000 }),
-  );
-  const clients = managers.map((sessionManager) =>
-    createClient(EventService, createGrpcTransport({ baseUrl, sessionManager })),
-  );
-  const close = () => {
-    for (const manager of managers) manager.abort();
-  };
-  return { clients, close };
-}
+const STREAM_PATH = "/stategate.v1.EventService/Stream";
 
 /**
  * Opens `streams` gRPC event streams of domain/type, spread over `connections`
- * connections, calling onMessage(index, response) for each message.
+ * HTTP/2 connections, calling onMessage(index, response) for each message.
+ *
+ * The streams are read with a bare gRPC reader on node:http2 (frames split by
+ * hand, each message decoded with protobuf-es), not with connect-node's
+ * client: that spends about as much CPU per message as the gateway does to
+ * send it, so two subscriber processes holding 1,000 streams would measure
+ * themselves rather than the gateway. The direct path's NATS subscribers are
+ * equally bare.
  */
 async function openGrpcStreams({ baseUrl, connections, streams, type, onMessage, onEnd }) {
-  const { clients, close } = eventClients(baseUrl, connections);
-  const abort = new AbortController();
-  // One signal ends every stream of this process.
-  setMaxListeners(0, abort.signal);
+  const sessions = Array.from({ length: connections }, () => {
+    const session = http2.connect(baseUrl);
+    session.on("error", () => {});
+    return session;
+  });
+  const payload = toBinary(
+    EventServiceStreamRequestSchema,
+    create(EventServiceStreamRequestSchema, { domain: DOMAIN, type }),
+  );
+  const request = Buffer.alloc(5 + payload.length);
+  request.writeUInt32BE(payload.length, 1);
+  request.set(payload, 5);
+  let closing = false;
   for (let s = 0; s < streams; s++) {
-    const client = clients[s % connections];
-    (async () => {
-      for await (const response of client.stream({ domain: DOMAIN, type }, { signal: abort.signal })) {
-        onMessage(s, response);
+    const req = sessions[s % connections].request({
+      ":method": "POST",
+      ":path": STREAM_PATH,
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    let buffered = Buffer.alloc(0);
+    let status;
+    let message = "";
+    let ended = false;
+    const end = (error) => {
+      if (ended) return;
+      ended = true;
+      onEnd(s, error, closing);
+    };
+    req.on("data", (chunk) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 5) {
+        const length = buffered.readUInt32BE(1);
+        if (buffered.length < 5 + length) break;
+        onMessage(s, fromBinary(EventServiceStreamResponseSchema, buffered.subarray(5, 5 + length)));
+        buffered = buffered.subarray(5 + length);
       }
-    })().then(
-      () => onEnd(s, undefined, abort.signal.aborted),
-      (error) => onEnd(s, error, abort.signal.aborted),
-    );
+    });
+    const statusOf = (headers) => {
+      if (headers["grpc-status"] !== undefined) status = headers["grpc-status"];
+      if (headers["grpc-message"] !== undefined) message = decodeURIComponent(String(headers["grpc-message"]));
+    };
+    req.on("response", statusOf);
+    req.on("trailers", statusOf);
+    req.on("end", () => end(new Error(`stream ended: grpc-status ${status ?? "none"} ${message}`)));
+    req.on("error", (error) => end(error));
+    req.on("close", () => end(new Error("stream closed")));
+    req.end(request);
     // Let the requests go out in batches rather than as one burst of thousands.
     if (s % 200 === 199) await sleep(5);
   }
   return () => {
-    abort.abort();
-    close();
+    closing = true;
+    for (const session of sessions) session.destroy();
   };
 }
 

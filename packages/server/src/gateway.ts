@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
+import type { DescService } from "@bufbuild/protobuf";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
@@ -27,7 +29,10 @@ import type { AnyRequest, AnyResponse, Door, DoorContext } from "./front/door.js
 import { DOOR_HEADER } from "./front/door.js";
 import { kEndCall, nodeCallContext } from "./front/end-call.js";
 import { createGraphqlDoor } from "./front/graphql/index.js";
+import type { GrpcDirectOptions } from "./front/grpc-direct.js";
+import { withDirectGrpc } from "./front/grpc-direct.js";
 import { loopbackHostsOnly, refuseForeignUpgrade } from "./front/host.js";
+import type { HiddenError } from "./front/internal-errors.js";
 import { hideInternalErrors } from "./front/internal-errors.js";
 import type { ListenTls, Upgrade } from "./front/listener.js";
 import { listen } from "./front/listener.js";
@@ -103,10 +108,8 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       metrics,
     );
     opened.push(storage);
-    const cache: Cache = instrumentCache(
-      await named("STATEGATE_CACHE_PROVIDER", () => createCache(config.cache)),
-      metrics,
-    );
+    const rawCache = await named("STATEGATE_CACHE_PROVIDER", () => createCache(config.cache));
+    const cache: Cache = instrumentCache(rawCache, metrics);
     opened.push(cache);
     const channel: Channel = instrumentChannel(
       await named("STATEGATE_CHANNEL_PROVIDER", () => createChannel(config.channel)),
@@ -127,7 +130,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       (e) => e.position,
     );
     const messages = new Hub<PeerMessage>(channel, "messages", (b) => fromBinary(PeerMessageSchema, b), log);
-    const relay = new EventRelay(storage, events, log, options.relay);
+    const relay = new EventRelay(storage, events, log, { claimSweep: sweepClaim(rawCache), ...options.relay });
     relay.start();
     const slowGraceMs = options.slowStreamGraceMs ?? 1_000;
     const deps: ServiceDeps = {
@@ -159,19 +162,24 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       },
     };
 
+    // One implementation of each service, whichever path a call takes.
+    const implemented = [
+      { service: EntityService, impl: createEntityService(deps) },
+      { service: EventService, impl: createEventService(deps) },
+      { service: PeerService, impl: createPeerService(deps) },
+      { service: CacheService, impl: createCacheService(deps) },
+      { service: MutexService, impl: createMutexService(deps) },
+    ] as const;
+    const onHidden = (hidden: HiddenError) => log.error(hidden, "response failed");
     const routes = (router: ConnectRouter) => {
-      router.service(EntityService, createEntityService(deps));
-      router.service(EventService, createEventService(deps));
-      router.service(PeerService, createPeerService(deps));
-      router.service(CacheService, createCacheService(deps));
-      router.service(MutexService, createMutexService(deps));
+      for (const { service, impl } of implemented) router.service(service as DescService, impl as never);
       // Probes and schema tools call without credentials: counted, never authenticated.
       const open = { interceptors: [metricsInterceptor(metrics)] };
       router.service(HealthService, createHealthService(health, shutdown.signal), open);
       router.service(REFLECTION_SERVICES[0], reflection.v1, open);
       router.service(REFLECTION_SERVICES[1], reflection.v1alpha, open);
       // Errors raised while Connect writes a response (serializing it) never pass the interceptors.
-      hideInternalErrors(router, (hidden) => log.error(hidden, "response failed"));
+      hideInternalErrors(router, onHidden);
     };
     const served = [EntityService, EventService, PeerService, CacheService, MutexService];
     const reflection = createReflectionServices([...served, HealthService]);
@@ -210,11 +218,18 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       // What is not an RPC path may be REST or GraphQL.
       fallback: (req, res) => void serveDoors(doors, req, res, log),
     });
+    // gRPC calls, the bulk of the traffic, skip connect-node's per-call pipeline.
+    const rpc = withDirectGrpc(handler, {
+      services: implemented as unknown as GrpcDirectOptions["services"],
+      interceptors,
+      readMaxBytes: config.maxRequestBytes,
+      onHidden,
+    });
     // CORS wraps every door at once: RPC, REST and GraphQL.
     // Without authentication only loopback is served, so only loopback host names are answered (DNS rebinding).
     const loopbackOnly = config.auth.mode === "loopback";
     // Deadlines too long for a timer, and writes stuck on a closed HTTP/2 stream, are dealt with before any door.
-    const withOrigins = withCors(guardTransport(handler), config.cors);
+    const withOrigins = withCors(guardTransport(rpc), config.cors);
     const listener = await listenOn(
       loopbackOnly ? loopbackHostsOnly(withOrigins) : withOrigins,
       config.host,
@@ -282,6 +297,26 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     for (const provider of opened.reverse()) await provider.close().catch(() => {});
     throw err;
   }
+}
+
+/** How long a gateway may keep the outbox sweep to itself; one that dies holding it holds it no longer. */
+const SWEEP_LEASE_MS = 60_000;
+
+/**
+ * The outbox sweep's claim: a lock in the cache every gateway shares, under a
+ * domain no client can name (names cannot contain spaces). It is taken on the
+ * cache itself, not the instrumented one: the sweep's lock every second is not
+ * a client's cache operation.
+ */
+function sweepClaim(cache: Cache): () => Promise<(() => Promise<void>) | undefined> {
+  return async () => {
+    const token = randomUUID();
+    const held = await cache.lock("stategate internal", "outbox sweep", token, new Date(Date.now() + SWEEP_LEASE_MS));
+    if (!held) return undefined;
+    return async () => {
+      await cache.unlock("stategate internal", "outbox sweep", token);
+    };
+  };
 }
 
 /**
