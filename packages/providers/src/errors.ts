@@ -17,7 +17,7 @@ export class VersionConflictError extends Error {
 
 /** The backend cannot be reached or refused the connection. */
 export class ProviderUnavailableError extends Error {
-  override readonly name = "ProviderUnavailableError";
+  override readonly name: string = "ProviderUnavailableError";
   constructor(
     readonly provider: string,
     message: string,
@@ -25,6 +25,17 @@ export class ProviderUnavailableError extends Error {
   ) {
     super(`${provider}: ${message}`, options);
   }
+}
+
+/**
+ * The backend is reachable and answering, but ended this operation at its own
+ * time limit (a PostgreSQL statement_timeout, a lock wait timeout): the server
+ * said so itself. The gateway answers DEADLINE_EXCEEDED. A backend that does
+ * not answer at all is a plain ProviderUnavailableError instead; this class
+ * extends it so code that only knows "the backend failed" still treats it so.
+ */
+export class ProviderTimeoutError extends ProviderUnavailableError {
+  override readonly name = "ProviderTimeoutError";
 }
 
 /** The value is larger than the backend accepts. */

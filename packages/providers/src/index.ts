@@ -27,6 +27,7 @@ export { createRedisChannel } from "./channel/redis.js";
 export {
   ProviderClosedError,
   ProviderConfigError,
+  ProviderTimeoutError,
   ProviderUnavailableError,
   ValueTooLargeError,
   VersionConflictError,

@@ -187,6 +187,19 @@ export const cacheProviderNames: readonly string[] = Object.freeze(Object.keys(c
 /** Channel provider names a spec may use; config help and error messages list them. */
 export const channelProviderNames: readonly string[] = Object.freeze(Object.keys(channelProviders));
 
+function optionNames<T, D>(table: Record<string, Provider<T, D>>): Readonly<Record<string, readonly string[]>> {
+  return Object.freeze(Object.fromEntries(Object.entries(table).map(([name, p]) => [name, Object.keys(p.options)])));
+}
+
+/** The options each provider accepts besides `name`, by kind and provider; the README's provider table lists the same. */
+export const providerOptionNames: Readonly<
+  Record<"storage" | "cache" | "channel", Readonly<Record<string, readonly string[]>>>
+> = Object.freeze({
+  storage: optionNames(storageProviders),
+  cache: optionNames(cacheProviders),
+  channel: optionNames(channelProviders),
+});
+
 function validOption(kind: OptionKind, value: unknown): boolean {
   switch (kind) {
     case "string":

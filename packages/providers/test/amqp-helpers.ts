@@ -3,13 +3,14 @@ import { randomUUID } from "node:crypto";
 import { after } from "node:test";
 import { promisify } from "node:util";
 import { connect } from "amqplib";
+import { rabbitmqctlCommand } from "../../../scripts/service-control.mjs";
 import { type AmqpChannelOptions, createAmqpChannel } from "../src/channel/amqp.js";
 import type { Channel } from "../src/types.js";
 
 /** The broker under test. */
 export const addr = process.env.STATEGATE_TEST_AMQP_ADDR ?? "127.0.0.1:5672";
-// The outage tests drive the broker under test; elsewhere point this at e.g. "docker exec rabbitmq rabbitmqctl".
-const rabbitmqctl = (process.env.STATEGATE_TEST_RABBITMQCTL ?? "rabbitmqctl").split(" ");
+// The outage tests drive the broker under test (STATEGATE_TEST_RABBITMQCTL, e.g. "docker exec rabbitmq rabbitmqctl").
+const rabbitmqctl = rabbitmqctlCommand();
 /** The broker's test credentials. */
 export const credentials = { user: "guest", password: "guest" };
 
@@ -39,7 +40,7 @@ after(async () => {
 });
 
 export async function ctl(...args: string[]): Promise<string> {
-  const [command, ...base] = rabbitmqctl as [string, ...string[]];
+  const [command, ...base] = rabbitmqctl;
   const { stdout } = await promisify(execFile)(command, [...base, ...args], { timeout: 30_000 });
   return stdout;
 }

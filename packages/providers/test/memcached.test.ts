@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { createServer, type Socket } from "node:net";
+import { createServer, connect as netConnect, type Socket } from "node:net";
 import { describe, it } from "node:test";
 import { Client } from "memjs";
 import { createMemcachedCache, defaultMaxValueBytes } from "../src/cache/memcached.js";
@@ -38,6 +38,70 @@ async function withRawClient<R>(body: (client: Client) => Promise<R>): Promise<R
   } finally {
     client.close();
   }
+}
+
+/**
+ * A TCP proxy in front of memcached that can hold back delete requests
+ * (binary protocol: 24-byte header, opcode at byte 1, body length at 8),
+ * and everything after them, until released.
+ */
+async function holdingProxy(target: string) {
+  const at = target.lastIndexOf(":");
+  const sockets = new Set<Socket>();
+  let holding = false;
+  let heldOne = () => {};
+  const held = new Promise<void>((resolve) => {
+    heldOne = resolve;
+  });
+  const waiting: (() => void)[] = [];
+  const server = createServer((client) => {
+    const upstream = netConnect({ host: target.slice(0, at), port: Number(target.slice(at + 1)) });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    upstream.pipe(client);
+    let pending = Buffer.alloc(0);
+    const forward = () => {
+      while (pending.length >= 24) {
+        const size = 24 + pending.readUInt32BE(8);
+        if (pending.length < size) return;
+        const packet = pending.subarray(0, size);
+        if (holding && packet[1] === opcode.delete) {
+          // This request and every later one wait, so they keep their order.
+          waiting.push(forward);
+          heldOne();
+          return;
+        }
+        pending = pending.subarray(size);
+        upstream.write(packet);
+      }
+    };
+    client.on("data", (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      forward();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    addr: `127.0.0.1:${(server.address() as { port: number }).port}`,
+    held,
+    holdDeletes() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const resume of waiting.splice(0)) resume();
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 const awkwardNames: [string, string][] = [
@@ -248,6 +312,33 @@ describe("memcached locks", () => {
       const results = await Promise.all(Array.from({ length: 15 }, (_, i) => caches[i % 3]!.unlock(domain, "k", "t")));
       assert.equal(results.filter(Boolean).length, 1);
     }));
+
+  it("lets a late unlock whose delete arrives after the lock changed hands fail, and leaves the new owner's lock", async () => {
+    // Unlock reads the item, checks the token, then deletes. The proxy holds
+    // A's delete on the wire while A's lock expires and B takes it over; a
+    // delete without the CAS read before would now remove B's lock.
+    const proxy = await holdingProxy(addr);
+    const a = await createMemcachedCache({ addr: proxy.addr, timeoutMs: 10_000 });
+    const b = await factory();
+    try {
+      const domain = uniqueDomain("memcached-late-unlock");
+      assert.equal(await a.lock(domain, "k", "token-a", new Date(Date.now() + 500)), true);
+      proxy.holdDeletes();
+      const unlockA = a.unlock(domain, "k", "token-a");
+      await proxy.held; // A's token matched and its delete is on its way
+      await sleep(600);
+      assert.equal(await b.lock(domain, "k", "token-b", inAMinute()), true, "B takes over the expired lock");
+      proxy.release();
+      assert.equal(await unlockA, false, "A's late unlock releases nothing");
+      const stored = await withRawClient((client) => client.get(memcachedKey(prefix, "lock", domain, "k")));
+      assert.equal(JSON.parse(stored.value?.toString() ?? "null")?.t, "token-b", "B's token is still on the server");
+      assert.equal(await a.lock(domain, "k", "token-c", inAMinute()), false, "the lock is still held");
+      assert.equal(await b.unlock(domain, "k", "token-b"), true, "B releases its lock");
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await proxy.close();
+    }
+  });
 
   it("relies on a delete with a stale CAS leaving the item alone", async () => {
     // The step unlock depends on: between its read and its delete a new owner

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer, connect as dial } from "node:net";
 import { after } from "node:test";
+import { natsServerBinary } from "../../../scripts/service-control.mjs";
 import { createNatsChannel, type NatsChannelOptions } from "../src/channel/nats.js";
 import { sleep } from "../src/conformance/helpers.js";
 import type { Channel } from "../src/types.js";
@@ -10,7 +11,7 @@ import type { Channel } from "../src/types.js";
 /** The shared server under test (JetStream is on, but the channel uses core NATS only). */
 export const addr = process.env.STATEGATE_TEST_NATS_ADDR ?? "127.0.0.1:4222";
 /** The binary private servers are started from, for tests that stop, restart or configure a server. */
-const natsServer = process.env.STATEGATE_TEST_NATS_SERVER ?? "/usr/sbin/nats-server";
+const natsServer = natsServerBinary();
 
 /** A prefix of its own, so a test's subjects are its alone on the shared server. */
 export const uniquePrefix = (): string => `stategate-test-${randomUUID().slice(0, 8)}`;

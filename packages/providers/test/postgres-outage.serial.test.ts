@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import pg from "pg";
+import { postgresControlCommand } from "../../../scripts/service-control.mjs";
 import { put, sleep, uniqueDomain, waitFor } from "../src/conformance/helpers.js";
 import { ProviderUnavailableError, VersionConflictError } from "../src/errors.js";
 import { createPostgresStorage } from "../src/storage/postgres.js";
@@ -17,16 +17,13 @@ const server = { addr, user: "postgres", password: "", database: "test" };
 const prefix = `t${randomBytes(4).toString("hex")}_`;
 
 /**
- * Stops or starts the local cluster (Debian's wrapper; the one version
- * installed). Asynchronous, so the event loop, and with it every timing
- * measured here, keeps running meanwhile.
+ * Stops or starts the server under test (Debian's pg_ctlcluster, or
+ * STATEGATE_TEST_POSTGRES_CTL). Asynchronous, so the event loop, and with it
+ * every timing measured here, keeps running meanwhile.
  */
 async function cluster(action: "start" | "stop"): Promise<void> {
-  const [version] = readdirSync("/etc/postgresql");
-  assert.ok(version, "a PostgreSQL cluster is installed");
-  await promisify(execFile)("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", action], {
-    timeout: 60_000,
-  });
+  const [command, ...args] = postgresControlCommand(action);
+  await promisify(execFile)(command, args, { timeout: 60_000 });
 }
 
 async function reachable(): Promise<boolean> {

@@ -15,6 +15,7 @@ import { runStorageConformance } from "../src/conformance/index.js";
 import {
   ProviderClosedError,
   ProviderConfigError,
+  ProviderTimeoutError,
   ProviderUnavailableError,
   ValueTooLargeError,
   VersionConflictError,
@@ -264,45 +265,24 @@ describe("postgres storage: search", () => {
       },
     ));
 
-  it("reads path segments as literal member names, never as array indexes, and values as data", () =>
+  // The shared conformance group (storage-search) covers the names the gateway lets through; these are the
+  // ones only storage sees, which PostgreSQL, unlike the `$."member"` path syntax, can carry too.
+  it("reads path segments as literal member names, never as array indexes, quotes and backslashes included", () =>
     using(
       () => createPostgresStorage(options()),
       async (storage) => {
         const domain = uniqueDomain("paths");
-        // Array-literal syntax ({ } , " \ NULL) included: the path travels as one text[] parameter.
-        const odd = {
-          "*": 1,
-          "[0]": 2,
-          "a b": 3,
-          $x: 4,
-          "'; DROP TABLE x; --": 5,
-          "a.b": 6,
-          a: { b: 7 },
-          "{": 8,
-          "}": 9,
-          ",": 10,
-          '"': 11,
-          "\\": 12,
-          NULL: 13,
-          "": 14,
-        };
+        // Array-literal syntax (" \ and the empty element) included: the path travels as one text[] parameter.
+        const odd = { '"': 11, "\\": 12, "": 14 };
         await put(storage, { domain, type: "p", key: "odd" }, 0, odd);
-        await put(storage, { domain, type: "p", key: "text" }, 0, { name: "x' OR '1'='1" });
         await put(storage, { domain, type: "p", key: "list" }, 0, { list: [7, { b: 8 }], "0": "zero" });
         await put(storage, { domain, type: "p", key: "map" }, 0, { list: { "0": 7, "1": { b: 8 } } });
         const match = async (path: string[], value: string | number) =>
           (await storage.searchEntities({ ...scope(domain, "p"), filter: [{ path, value }] })).map((e) => e.key);
         for (const [name, value] of Object.entries(odd)) {
-          if (typeof value === "number") assert.deepEqual(await match([name], value), ["odd"], name);
+          assert.deepEqual(await match([name], value), ["odd"], name);
         }
-        assert.deepEqual(await match(["a", "b"], 7), ["odd"]);
-        assert.deepEqual(await match(["a.b"], 7), []);
-        assert.deepEqual(await match(["name"], "x' OR '1'='1"), ["text"]);
-        assert.deepEqual(await match(["name"], "' OR '1'='1"), []);
-        assert.deepEqual(await match(["list", "0"], 7), ["map"], "an array has no member named 0");
-        assert.deepEqual(await match(["list", "1", "b"], 8), ["map"]);
         assert.deepEqual(await match(["list", "-1", "b"], 8), []);
-        assert.deepEqual(await match(["0"], "zero"), ["list"]);
         const byList = await storage.searchEntities({
           ...scope(domain, "p"),
           sort: { path: ["list", "0"], desc: true },
@@ -712,6 +692,7 @@ describe("postgres storage: errors", () => {
           await timed(2000, () =>
             assert.rejects(put(storage, ref, 1, { n: 2 }), (error) => {
               hidesDetails(error);
+              assert.ok(error instanceof ProviderTimeoutError, `the server's own time limit, got ${error}`);
               assert.match((error as Error).message, /timed out/);
               return true;
             }),
@@ -764,6 +745,13 @@ describe("postgres storage: errors", () => {
     }
     assert.ok(isFatal(server("57P01")) && isFatal(driver("Query read timeout")));
     assert.ok(!isFatal(server("57014")), "a statement the server cancelled leaves the session usable");
+    // The server ending a statement at its own time limit is a timeout (DEADLINE_EXCEEDED at the gateway);
+    // a server we cannot reach or that stopped answering stays merely unavailable.
+    for (const state of ["57014", "55P03"])
+      assert.ok(postgresError(server(state)) instanceof ProviderTimeoutError, state);
+    for (const error of [driver("Query read timeout"), driver("timeout expired"), server("57P01"), server("08006")]) {
+      assert.ok(!(postgresError(error) instanceof ProviderTimeoutError), error.message);
+    }
     assert.ok(isRetryable(server("40001")) && isRetryable(server("40P01")) && !isRetryable(server("23505")));
     const tooLarge = postgresError(server("54000"), { size: { limitBytes: 10, actualBytes: 20 } });
     assert.deepEqual(

@@ -10,6 +10,9 @@ import { MaxRetriesPerRequestError, Redis, ReplyError } from "ioredis";
 import { createRedisCache, type RedisCacheOptions } from "../src/cache/redis.js";
 import { redisError } from "../src/cache/redis-errors.js";
 import { redisKey, redisPxat } from "../src/cache/redis-keys.js";
+import { resolveRedisSettings as resolveCacheSettings } from "../src/cache/redis-options.js";
+import { channelKey, membersKey, streamKey, topics } from "../src/channel/redis-link.js";
+import { resolveRedisSettings as resolveChannelSettings } from "../src/channel/redis-options.js";
 import { sleep, uniqueDomain, using } from "../src/conformance/helpers.js";
 import { runCacheConformance } from "../src/conformance/index.js";
 import { ProviderClosedError, ProviderConfigError, ProviderUnavailableError } from "../src/errors.js";
@@ -155,6 +158,39 @@ describe("redis keys", () => {
     assert.equal(redisKey("stategate:", "value", "app", "user 1"), 'stategate:v:["app","user 1"]');
     assert.equal(redisKey("stategate:", "lock", "a:b", "c"), 'stategate:l:["a:b","c"]');
     assert.notEqual(redisKey("", "value", "a:b", "c"), redisKey("", "value", "a", "b:c"));
+  });
+
+  it("never meets a key of the Redis channel, with both on their default prefixes", () => {
+    const cachePrefix = resolveCacheSettings({}).prefix;
+    const channel = resolveChannelSettings({});
+    assert.equal(cachePrefix, "stategate:");
+    assert.equal(channel.prefix, "stategate");
+    const names: [string, string][] = [
+      ...awkwardNames,
+      ["events", ""],
+      ["", "events"],
+      ["events", "stream"],
+      ["messages", "group"],
+      [":events", ":stream"],
+    ];
+    const cacheKeys = names.flatMap(([domain, key]) =>
+      (["value", "lock"] as const).map((kind) => redisKey(cachePrefix, kind, domain, key)),
+    );
+    const groups = ["workers", "", "v", "l:", ...names.flat()];
+    const channelKeys = topics.flatMap((topic) => [
+      channelKey(channel, topic),
+      streamKey(channel, topic),
+      ...groups.map((group) => membersKey(channel, topic, group)),
+    ]);
+    // Disjoint namespaces: after the shared "stategate:" a cache key goes on
+    // with a kind mark ("v:[" or "l:["), a channel key with its topic.
+    for (const key of cacheKeys) assert.match(key, /^stategate:[vl]:\[/);
+    for (const key of channelKeys) assert.match(key, /^stategate:(events|messages)(:|$)/);
+    const channelSet = new Set(channelKeys);
+    assert.deepEqual(
+      cacheKeys.filter((key) => channelSet.has(key)),
+      [],
+    );
   });
 
   it("keeps long names whole: no hashing, no truncation", () => {

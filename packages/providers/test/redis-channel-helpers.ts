@@ -3,16 +3,15 @@ import { randomUUID } from "node:crypto";
 import { after } from "node:test";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { redisStartCommand } from "../../../scripts/service-control.mjs";
 import { createRedisChannel, type RedisChannelOptions } from "../src/channel/redis.js";
 import type { Channel } from "../src/types.js";
 
 /** The server under test. */
 export const addr = process.env.STATEGATE_TEST_REDIS_ADDR ?? "127.0.0.1:6379";
 const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.slice(addr.lastIndexOf(":") + 1))];
-// The outage tests restart the server under test; point this at your own when it is started differently.
-const startCommand =
-  process.env.STATEGATE_TEST_REDIS_START ??
-  `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port ${port} --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`;
+// The outage tests restart the server under test (STATEGATE_TEST_REDIS_START when it is started differently).
+const startCommand = redisStartCommand(port);
 
 /** Every prefix handed out, so its keys are deleted after the file. */
 const prefixes: string[] = [];

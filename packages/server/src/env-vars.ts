@@ -103,7 +103,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   {
     name: "STATEGATE_JWKS_COOLDOWN_MS",
     default: "30000",
-    meaning: "least time between fetches caused by unknown kids",
+    meaning: "least time between fetches caused by unknown kids, and how long a failed fetch is remembered",
   },
   { name: "STATEGATE_JWKS_MAX_AGE_MS", default: "600000", meaning: "how long fetched keys are used before a refresh" },
   {

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   ProviderClosedError,
+  ProviderTimeoutError,
   ProviderUnavailableError,
   ValueTooLargeError,
   VersionConflictError,
@@ -23,6 +24,19 @@ export function toWireError(err: unknown, requestId: string): { error: ConnectEr
   }
   if (err instanceof ValueTooLargeError) {
     return { error: new ConnectError(err.message, Code.ResourceExhausted), internal: false };
+  }
+  // A timeout is DEADLINE_EXCEEDED only when the backend said so itself: it is up and
+  // answering, and ended this operation at its own time limit (PostgreSQL's statement or
+  // lock timeout, MySQL's lock wait timeout). Every timer on our side (a Redis or Memcached
+  // command timeout, a NATS or AMQP publish, a pg read timeout, a connect timeout) cannot
+  // tell a slow backend from one that is gone, and a backend that is down or unreachable
+  // must read UNAVAILABLE, the code clients retry elsewhere on: those stay UNAVAILABLE.
+  // A call whose own deadline passes is DEADLINE_EXCEEDED already (abortedError).
+  if (err instanceof ProviderTimeoutError) {
+    return {
+      error: new ConnectError(`a backend ran out of time (request id ${requestId})`, Code.DeadlineExceeded),
+      internal: true,
+    };
   }
   if (err instanceof ProviderUnavailableError || err instanceof ProviderClosedError) {
     return {
@@ -54,7 +68,14 @@ export function abortedError(signal: AbortSignal): ConnectError {
   return new ConnectError("the client left", Code.Canceled, undefined, undefined, reason);
 }
 
-/** The HTTP status that goes with each code, for REST and GraphQL. */
+/**
+ * The HTTP status that goes with each code: every REST error, and a GraphQL
+ * request refused before it runs (see front/graphql/errors.ts). README's
+ * "Error codes and HTTP statuses" lists it, kept equal by a test. It is
+ * connect-es's `codeToHttpStatus` but for FAILED_PRECONDITION: 412, not 400, so
+ * a REST client tells "the state is not as the call requires" (an Unlock with
+ * another holder's token) from bad input by the status alone.
+ */
 export const httpStatus: Record<Code, number> = {
   [Code.Canceled]: 499,
   [Code.Unknown]: 500,

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { callAt } from "./auth/expiry.js";
 import type { Verifier } from "./auth/verifier.js";
 import { kClaims, kRequestId } from "./context.js";
 import { abortedError, toWireError } from "./errors.js";
@@ -28,13 +29,11 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
  * "token expired", so the client reconnects with a fresh one.
  */
 async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAtMs: number): AsyncGenerator<T> {
-  const delay = expiresAtMs - Date.now();
-  // Past setTimeout's range (about 24.8 days), the stream is simply not cut.
-  if (delay > 2 ** 31 - 1) return yield* messages;
   const it = messages[Symbol.asyncIterator]();
-  let timer: NodeJS.Timeout | undefined;
+  let cancel = () => {};
   const expired = new Promise<"expired">((resolve) => {
-    timer = setTimeout(() => resolve("expired"), Math.max(0, delay));
+    // callAt re-arms past setTimeout's range (about 24.8 days): a far expiry still cuts the stream.
+    cancel = callAt(expiresAtMs, () => resolve("expired"));
   });
   try {
     while (true) {
@@ -47,7 +46,7 @@ async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAtMs: number):
       yield next.value;
     }
   } finally {
-    clearTimeout(timer);
+    cancel();
   }
 }
 

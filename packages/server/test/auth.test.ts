@@ -21,15 +21,17 @@ class JwksServer {
   fetches = 0;
   /** When set, requests are accepted and read but never answered (a JWKS that hangs). */
   hang = false;
-  /** When set, requests are answered 200 with this body instead of the key set (a broken JWKS). */
+  /** When set, requests are answered with this body instead of the key set (a broken JWKS). */
   junk: string | undefined;
+  /** The HTTP status of the answers (200 unless set). */
+  status = 200;
   private server: Server | undefined;
   port = 0;
   async start(port = 0): Promise<void> {
     this.server = createServer((_req, res) => {
       this.fetches++;
       if (this.hang) return; // stop() destroys the connection
-      res.writeHead(200, { "content-type": "application/json" });
+      res.writeHead(this.status, { "content-type": "application/json" });
       res.end(this.junk ?? JSON.stringify({ keys: this.keys }));
     });
     await new Promise<void>((resolve) => this.server?.listen(port, "127.0.0.1", resolve));
@@ -262,16 +264,18 @@ describe("JWT authentication", () => {
     assert.ok(jwks.fetches - before <= 3, `${jwks.fetches - before} JWKS fetches for 100 unknown kids`);
   });
 
-  it("keeps accepting cached keys while the JWKS is down, and never answers INTERNAL", async () => {
+  it("keeps accepting cached keys while the JWKS is down; an unknown kid is UNAVAILABLE, never INTERNAL", async () => {
     await jwks.stop();
     try {
       await sleep(1_100);
       assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`), "OK", "a cached kid still verifies");
-      const unknown = await grpcCode(`Bearer ${await sign(rsa, {}, "never-seen")}`);
-      assert.ok(["Unauthenticated", "Unavailable"].includes(unknown), unknown);
+      // Past the cooldown, the unknown kid makes the gateway fetch the key set: that fails.
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, {}, "never-seen")}`), "Unavailable");
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`), "OK", "cached kids still verify after the failure");
     } finally {
       await jwks.start(jwks.port);
     }
+    await sleep(1_100); // past the cooldown that the failure started: the other tests fetch again
   });
 });
 
@@ -307,6 +311,79 @@ function ownGateway(server: JwksServer, env: Record<string, string>): Promise<Te
   });
 }
 
+describe("STATEGATE_JWT_ALGORITHMS narrowed to RS256", () => {
+  it("refuses a valid ES256 token from the JWKS with UNAUTHENTICATED, and accepts RS256", async () => {
+    const gw = await ownGateway(jwks, { STATEGATE_JWT_ALGORITHMS: "RS256" });
+    try {
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
+      const es256 = `Bearer ${await sign(ec)}`;
+      assert.equal(await grpcCode(es256, gw), "Unauthenticated");
+      const { status, body } = await restCall(es256, gw);
+      assert.equal(status, 401);
+      assert.equal(body.code, "unauthenticated");
+      assert.equal(body.message, "token algorithm not accepted");
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe("the default clock skew (30 s, STATEGATE_JWT_CLOCK_SKEW_SECONDS unset)", () => {
+  it("accepts a token expired 20 s ago and refuses one expired 40 s ago; the same for nbf ahead", async () => {
+    const gw = await ownGateway(jwks, {});
+    try {
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, { exp: now() - 20 })}`, gw), "OK");
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, { exp: now() - 40 })}`, gw), "Unauthenticated");
+      assert.equal(
+        (await restCall(`Bearer ${await sign(rsa, { exp: now() - 40 })}`, gw)).body.message,
+        "token expired",
+      );
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, { nbf: now() + 20 })}`, gw), "OK");
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, { nbf: now() + 40 })}`, gw), "Unauthenticated");
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe("an unknown kid", () => {
+  it("is UNAUTHENTICATED while the JWKS answers, UNAVAILABLE while its last fetch failed, and fetched once it is back", async () => {
+    const own = new JwksServer();
+    own.keys = [rsa.jwk];
+    await own.start();
+    const COOLDOWN_MS = 1_000;
+    const gw = await ownGateway(own, {
+      STATEGATE_JWKS_COOLDOWN_MS: String(COOLDOWN_MS),
+      STATEGATE_JWKS_TIMEOUT_MS: "500",
+    });
+    try {
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
+      // The key set answers and does not hold the kid: the token's fault.
+      await sleep(COOLDOWN_MS + 100);
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, {}, "stranger")}`, gw), "Unauthenticated");
+      assert.equal(own.fetches, 2, "the unknown kid made the gateway fetch the key set again");
+      // The key set cannot be fetched: the gateway cannot tell whether the kid exists.
+      own.status = 503;
+      await sleep(COOLDOWN_MS + 100);
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, {}, "stranger")}`, gw), "Unavailable");
+      assert.equal(own.fetches, 3);
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, {}, "other-stranger")}`, gw), "Unavailable");
+      assert.equal((await restCall(`Bearer ${await sign(rsa, {}, "stranger")}`, gw)).status, 503);
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK", "a cached kid");
+      assert.equal(own.fetches, 3, "no fetch within the cooldown after the failure");
+      // Back, with the new key: fetched once the cooldown has passed.
+      const fresh = await newKey("ES256", "stranger");
+      own.keys = [rsa.jwk, fresh.jwk];
+      own.status = 200;
+      await sleep(COOLDOWN_MS + 100);
+      assert.equal(await grpcCode(`Bearer ${await sign(fresh)}`, gw), "OK");
+    } finally {
+      await gw.close();
+      await own.stop();
+    }
+  });
+});
+
 describe("with the JWKS down past STATEGATE_JWKS_MAX_AGE_MS", () => {
   const MAX_AGE_MS = 300;
 
@@ -314,7 +391,10 @@ describe("with the JWKS down past STATEGATE_JWKS_MAX_AGE_MS", () => {
     const own = new JwksServer();
     own.keys = [rsa.jwk, ec.jwk];
     await own.start();
-    const gw = await ownGateway(own, { STATEGATE_JWKS_MAX_AGE_MS: String(MAX_AGE_MS) });
+    const gw = await ownGateway(own, {
+      STATEGATE_JWKS_MAX_AGE_MS: String(MAX_AGE_MS),
+      STATEGATE_JWKS_COOLDOWN_MS: "1000",
+    });
     try {
       assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
       assert.equal(own.fetches, 1);
@@ -329,8 +409,7 @@ describe("with the JWKS down past STATEGATE_JWKS_MAX_AGE_MS", () => {
       assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK", "a cached RS256 kid still verifies");
       assert.equal(await grpcCode(`Bearer ${await sign(ec)}`, gw), "OK", "a cached ES256 kid still verifies");
       assert.equal((await restCall(`Bearer ${await sign(ec)}`, gw)).status, 200, "over REST too");
-      const unknown = await grpcCode(`Bearer ${await sign(rsa, {}, "never-seen")}`, gw);
-      assert.ok(["Unauthenticated", "Unavailable"].includes(unknown), `unknown kid: ${unknown}`);
+      assert.equal(await grpcCode(`Bearer ${await sign(rsa, {}, "never-seen")}`, gw), "Unavailable", "unknown kid");
       // The fallback checks as much as the live key set does: it is no way around verification.
       assert.equal(await grpcCode(`Bearer ${await sign(rsa, { exp: now() - 300 })}`, gw), "Unauthenticated");
       assert.equal(await grpcCode(`Bearer ${await sign(rsa, { iss: "https://evil.test" })}`, gw), "Unauthenticated");
@@ -344,6 +423,8 @@ describe("with the JWKS down past STATEGATE_JWKS_MAX_AGE_MS", () => {
       const back = await newKey("ES256", "ec-back");
       own.keys = [...own.keys, back.jwk];
       await own.start(own.port);
+      // The failed fetch is remembered for one cooldown; after it, the gateway fetches again.
+      await sleep(1_100);
       assert.equal(
         await grpcCode(`Bearer ${await sign(back)}`, gw),
         "OK",
@@ -357,9 +438,10 @@ describe("with the JWKS down past STATEGATE_JWKS_MAX_AGE_MS", () => {
 });
 
 describe("a JWKS that answers with something that is not a key set", () => {
-  for (const [what, body] of [
-    ["an HTML error page", "<html>502 Bad Gateway</html>"],
-    ["JSON without keys", '{"error":"maintenance"}'],
+  for (const [what, body, status] of [
+    ["an HTML error page", "<html>502 Bad Gateway</html>", 200],
+    ["JSON without keys", '{"error":"maintenance"}', 200],
+    ["HTTP 503", '{"error":"unavailable"}', 503],
   ] as const) {
     it(`${what}: cached kids still verify, and no key cached is UNAVAILABLE, never UNAUTHENTICATED`, async () => {
       const own = new JwksServer();
@@ -368,14 +450,21 @@ describe("a JWKS that answers with something that is not a key set", () => {
       const gw = await ownGateway(own, { STATEGATE_JWKS_MAX_AGE_MS: "300" });
       const fresh = new JwksServer();
       fresh.junk = body;
+      fresh.status = status;
       await fresh.start();
       const none = await ownGateway(fresh, {});
       try {
         assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
         own.junk = body;
+        own.status = status;
         await sleep(450);
         assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK", "the keys fetched before still count");
         assert.ok(own.fetches >= 2, "the broken key set was fetched");
+        assert.equal(
+          await grpcCode(`Bearer ${await sign(rsa, {}, "never-seen")}`, gw),
+          "Unavailable",
+          "an unknown kid, while the last fetch failed",
+        );
         assert.equal(
           await grpcCode(`Bearer ${await sign(rsa)}`, none),
           "Unavailable",
@@ -406,7 +495,7 @@ describe("a JWKS that accepts connections but never answers", () => {
   const within = (ms: number, what: string) =>
     assert.ok(ms >= LOWER_MS && ms < UPPER_MS, `${what} took ${ms} ms, expected ${LOWER_MS} to ${UPPER_MS} ms`);
 
-  it("answers UNAVAILABLE within about STATEGATE_JWKS_TIMEOUT_MS when no key is cached", async () => {
+  it("answers UNAVAILABLE within about STATEGATE_JWKS_TIMEOUT_MS when no key is cached, then at once", async () => {
     const hung = new JwksServer();
     hung.keys = [rsa.jwk];
     hung.hang = true;
@@ -419,25 +508,30 @@ describe("a JWKS that accepts connections but never answers", () => {
       assert.ok(hung.fetches >= 1, "the gateway reached the JWKS, which never answered");
       within(first.ms, "gRPC");
 
+      // The failed fetch is remembered for the cooldown (30 s by default): no call waits for it again.
       const rest = `Bearer ${await sign(ec)}`;
+      const fetches = hung.fetches;
       const second = await timed(() => restCall(rest, gw));
       assert.equal(second.value.status, 503);
       assert.equal(second.value.body.code, "unavailable");
-      within(second.ms, "REST");
+      assert.ok(second.ms < LOWER_MS, `REST answered at once, not after another timeout: ${second.ms} ms`);
+      assert.equal(hung.fetches, fetches, "no second fetch within the cooldown");
     } finally {
       await gw.close();
       await hung.stop();
     }
   });
 
-  it("still verifies a cached kid once the keys are past their max age, after about the timeout", async () => {
+  it("verifies a cached kid past the max age after about the timeout, then without waiting until the cooldown passed", async () => {
     const server = new JwksServer();
     server.keys = [rsa.jwk];
     await server.start();
     const MAX_AGE_MS = 300;
+    const COOLDOWN_MS = 4_000;
     const gw = await ownGateway(server, {
       STATEGATE_JWKS_TIMEOUT_MS: String(TIMEOUT_MS),
       STATEGATE_JWKS_MAX_AGE_MS: String(MAX_AGE_MS),
+      STATEGATE_JWKS_COOLDOWN_MS: String(COOLDOWN_MS),
     });
     try {
       assert.equal(await grpcCode(`Bearer ${await sign(rsa)}`, gw), "OK");
@@ -449,10 +543,24 @@ describe("a JWKS that accepts connections but never answers", () => {
       assert.equal(server.fetches, 2, "the refetch was tried, and hung");
       within(ok.ms, "a cached kid");
 
+      // Within the cooldown the failure is remembered: calls use the cached keys at once.
+      for (let i = 0; i < 3; i++) {
+        const again = await timed(async () => grpcCode(`Bearer ${await sign(rsa)}`, gw));
+        assert.equal(again.value, "OK");
+        assert.ok(again.ms < LOWER_MS, `a cached kid within the cooldown took ${again.ms} ms`);
+      }
       const unknown = `Bearer ${await sign(rsa, {}, "never-seen")}`;
       const refused = await timed(() => grpcCode(unknown, gw));
-      assert.ok(["Unauthenticated", "Unavailable"].includes(refused.value), `unknown kid: ${refused.value}`);
-      assert.ok(refused.ms < UPPER_MS, `an unknown kid took ${refused.ms} ms`);
+      assert.equal(refused.value, "Unavailable", "an unknown kid while the last fetch failed");
+      assert.ok(refused.ms < LOWER_MS, `an unknown kid took ${refused.ms} ms`);
+      assert.equal(server.fetches, 2, "no fetch within the cooldown");
+
+      // Once the cooldown has passed, one call tries again (and waits), then it is remembered again.
+      await sleep(COOLDOWN_MS + 100);
+      const retry = await timed(async () => grpcCode(`Bearer ${await sign(rsa)}`, gw));
+      assert.equal(retry.value, "OK");
+      within(retry.ms, "the first call after the cooldown");
+      assert.equal(server.fetches, 3, "fetched again after the cooldown");
     } finally {
       await gw.close();
       await server.stop();

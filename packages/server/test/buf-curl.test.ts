@@ -48,37 +48,65 @@ function call(protocol: string, method: string, data: Json): Json {
   }
 }
 
-/** Opens a server stream with buf curl and returns its first `count` messages. */
-function stream(protocol: string, method: string, data: Json, count: number, whileOpen?: () => void): Promise<Json[]> {
+/**
+ * Opens a server stream with buf curl and returns every message it printed
+ * until `count` arrived and then `settleMs` passed (so a late duplicate shows
+ * up too). Each printed message is counted once as it completes; none is
+ * dropped or merged, so a duplicate delivery stays visible to the caller.
+ */
+function stream(
+  protocol: string,
+  method: string,
+  data: Json,
+  count: number,
+  whileOpen?: () => void,
+  settleMs = 500,
+): Promise<Json[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(buf, curlArgs(protocol, method, data));
-    let text = "";
+    let pending = "";
     const messages: Json[] = [];
     const timer = setTimeout(() => {
       child.kill();
-      reject(new Error(`stream gave ${messages.length} of ${count} messages: ${text}`));
+      reject(new Error(`stream gave ${messages.length} of ${count} messages: ${pending}`));
     }, 15_000);
     const interval = whileOpen ? setInterval(whileOpen, 100) : undefined;
+    let settling = false;
     child.stdout.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-      // buf curl prints each message as a pretty JSON object starting at column 0.
-      const parts = text.split(/\n(?=\{)/);
-      for (const part of parts) {
-        try {
-          const parsed = JSON.parse(part) as Json;
-          if (!messages.some((m) => JSON.stringify(m) === JSON.stringify(parsed))) messages.push(parsed);
-        } catch {
-          // incomplete
-        }
+      pending += chunk.toString();
+      // buf curl prints each message as a pretty JSON object starting at column 0:
+      // every part followed by another "{" line is complete.
+      const parts = pending.split(/\n(?=\{)/);
+      pending = parts.pop() ?? "";
+      for (const part of parts) if (part.trim() !== "") messages.push(JSON.parse(part) as Json);
+      // The last one is complete once it parses: no proper prefix of a JSON object does.
+      try {
+        messages.push(JSON.parse(pending) as Json);
+        pending = "";
+      } catch {
+        // incomplete
       }
-      if (messages.length >= count) {
+      if (messages.length >= count && !settling) {
+        settling = true;
         clearTimeout(timer);
         clearInterval(interval);
-        child.kill();
-        resolve(messages.slice(0, count));
+        setTimeout(() => {
+          child.kill();
+          resolve(messages);
+        }, settleMs);
       }
     });
   });
+}
+
+/** Asserts that no message of a stream arrived twice, telling them apart by event or message id. */
+function assertNoDuplicates(messages: Json[]): void {
+  const ids = messages.map((m) => m.event?.id ?? m.message?.id);
+  assert.ok(
+    ids.every((id) => typeof id === "string" && id !== ""),
+    `every message has an id: ${JSON.stringify(messages)}`,
+  );
+  assert.equal(new Set(ids).size, ids.length, `no message arrived twice: ${ids.join(", ")}`);
 }
 
 for (const protocol of ["connect", "grpc", "grpcweb"]) {
@@ -117,9 +145,11 @@ for (const protocol of ["connect", "grpc", "grpcweb"]) {
       const one = call(protocol, "EventService/Get", { ...ref, id: set.event.id });
       assert.equal(one.event.time, set.event.time);
       const streamed = await stream(protocol, "EventService/Stream", { domain, type: "*", afterPosition: "0" }, 4);
+      assertNoDuplicates(streamed);
       assert.deepEqual(
         streamed.map((m) => m.event.version),
         ["1", "2", "3", "4"],
+        "the four stored events, each once, and nothing more",
       );
       assert.throws(
         () => call(protocol, "EntityService/Set", { ...ref, key: "", values: {} }),
@@ -128,10 +158,29 @@ for (const protocol of ["connect", "grpc", "grpcweb"]) {
     });
 
     it("PeerService", async () => {
+      // Broadcast until the stream hears one (it may not be subscribed yet); each broadcast is numbered.
+      let sent = 0;
       const got = await stream(protocol, "PeerService/Stream", { domain, channel: "*", type: "*" }, 1, () => {
-        call(protocol, "PeerService/Broadcast", { domain, channel: "general", type: "note", body: { text: "hi" } });
+        sent++;
+        call(protocol, "PeerService/Broadcast", {
+          domain,
+          channel: "general",
+          type: "note",
+          body: { text: "hi", n: sent },
+        });
       });
-      assert.deepEqual(got[0]?.message.body, { text: "hi" });
+      assertNoDuplicates(got);
+      const heard = got.map((m) => m.message.body.n as number);
+      assert.equal(new Set(heard).size, heard.length, `no broadcast heard twice: ${heard.join(", ")}`);
+      assert.ok(
+        heard.every((n, i) => i === 0 || n === (heard[i - 1] ?? 0) + 1),
+        `broadcasts heard in order with none missing once subscribed: ${heard.join(", ")}`,
+      );
+      assert.ok(
+        heard.every((n) => n >= 1 && n <= sent),
+        "only broadcasts that were sent",
+      );
+      assert.deepEqual(got[0]?.message.body, { text: "hi", n: heard[0] });
       assert.equal(got[0]?.message.channel, "general");
     });
 

@@ -6,7 +6,7 @@ import { cors } from "@connectrpc/connect";
 import { Code, ConnectError } from "@stategate/sdk-node";
 import { ConfigError, loadConfig } from "../src/index.js";
 import type { TestGateway } from "./helpers.js";
-import { startTestGateway, unique } from "./helpers.js";
+import { startTestGateway, unique, until } from "./helpers.js";
 
 const app = "http://app.example:3000";
 const other = "http://evil.example";
@@ -37,6 +37,15 @@ function send(
     });
     req.on("error", reject);
     req.end(body);
+  });
+}
+
+/** Opens a request whose answer does not end (a stream): resolves with the response once its headers are in. */
+function openStream(baseUrl: string, path: string, headers: Record<string, string>): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(new URL(path, baseUrl), { headers }, resolve);
+    req.on("error", reject);
+    req.end();
   });
 }
 
@@ -227,19 +236,94 @@ describe("CORS with listed origins", () => {
   });
 
   it("applies to paths that are not RPCs (REST, GraphQL, not found)", async () => {
-    for (const path of ["/api/graphql", "/api/entities/search", "/no/such/path"]) {
+    for (const [path, status] of [
+      ["/api/graphql?query=%7B__typename%7D", 200],
+      [`/api/entity/search?domain=${unique("cors")}&type=user`, 200],
+      ["/no/such/path", 404],
+    ] as const) {
       const pre = await preflight(tg.baseUrl, "http://other.example", path);
       assert.equal(pre.status, 204, path);
       assert.equal(pre.headers["access-control-allow-origin"], "http://other.example", path);
       assert.ok(list(pre.headers["access-control-allow-methods"]).includes("delete"), path);
 
       const res = await send(tg.baseUrl, "GET", path, { origin: "http://other.example" });
+      assert.equal(res.status, status, `${path}: ${res.body}`);
       assert.equal(res.headers["access-control-allow-origin"], "http://other.example", path);
       assert.ok(list(res.headers["access-control-expose-headers"]).includes("x-request-id"), path);
 
       const denied = await send(tg.baseUrl, "GET", path, { origin: other });
       assert.equal(denied.headers["access-control-allow-origin"], undefined, `${path} from an origin not listed`);
     }
+  });
+
+  it("covers a REST event stream: the text/event-stream answer carries the CORS headers", async () => {
+    const domain = unique("cors");
+    const res = await openStream(tg.baseUrl, `/api/events/stream?domain=${domain}&type=*`, {
+      origin: app,
+      accept: "text/event-stream",
+    });
+    try {
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.headers["content-type"], "text/event-stream; charset=utf-8");
+      assert.equal(res.headers["access-control-allow-origin"], app);
+      assert.equal(res.headers["access-control-allow-credentials"], "true");
+      assert.ok(list(res.headers["access-control-expose-headers"]).includes("x-request-id"));
+      assert.ok(list(res.headers.vary).includes("origin"));
+      // It is a live stream, not just headers: an event written now arrives on it.
+      await until(() => tg.gateway.openStreams() > 0);
+      const client = tg.client();
+      await client.entity.set({ domain, type: "user", key: "ada", values: {} });
+      client.close();
+      let text = "";
+      for await (const chunk of res) {
+        text += String(chunk);
+        if (/^data: .*"key":"ada"/m.test(text)) break;
+      }
+      assert.match(text, /^data: .*"key":"ada"/m);
+    } finally {
+      res.destroy();
+    }
+  });
+});
+
+describe("CORS with STATEGATE_CORS_ALLOW_HEADERS", () => {
+  let tg: TestGateway;
+  before(async () => {
+    tg = await startTestGateway({
+      STATEGATE_CORS_ALLOW_ORIGINS: app,
+      STATEGATE_CORS_ALLOW_HEADERS: "authorization,x-custom",
+    });
+  });
+  after(async () => {
+    await tg?.close();
+  });
+
+  it("answers a preflight with the configured headers, and serves the call it allowed", async () => {
+    const path = `/api/entity/ref/${unique("cors")}/user/ada`;
+    const pre = await send(tg.baseUrl, "OPTIONS", path, {
+      origin: app,
+      "access-control-request-method": "GET",
+      "access-control-request-headers": "authorization,x-custom",
+    });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers["access-control-allow-origin"], app);
+    assert.equal(pre.headers["access-control-allow-credentials"], "true");
+    assert.deepEqual(list(pre.headers["access-control-allow-headers"]), ["authorization", "x-custom"]);
+    assert.ok(list(pre.headers["access-control-allow-methods"]).includes("get"));
+
+    // A header that is not listed is not echoed back: the browser will refuse to send it.
+    const other = await send(tg.baseUrl, "OPTIONS", path, {
+      origin: app,
+      "access-control-request-method": "GET",
+      "access-control-request-headers": "x-other",
+    });
+    assert.equal(other.status, 204);
+    assert.deepEqual(list(other.headers["access-control-allow-headers"]), ["authorization", "x-custom"]);
+
+    const res = await send(tg.baseUrl, "GET", path, { origin: app, "x-custom": "1" });
+    assert.equal(res.status, 404, res.body);
+    assert.equal((JSON.parse(res.body) as { code: string }).code, "not_found");
+    assert.equal(res.headers["access-control-allow-origin"], app);
   });
 });
 

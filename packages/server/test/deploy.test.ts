@@ -3,11 +3,12 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { parse, parseAllDocuments } from "yaml";
 import { loadConfig } from "../src/config.js";
 import { ENV_VARS } from "../src/env-vars.js";
 import { OPS_PATHS } from "../src/ops/server.js";
+import { renderChart } from "./helm-template.js";
 import { dropMysqlTables, repoRoot, startTestGateway, testBackends } from "./helpers.js";
 
 // No Docker engine, kubectl or helm here: these tests read the samples and
@@ -161,50 +162,78 @@ describe("deploy/docker-compose.yml", () => {
   });
 });
 
-describe("deploy/kubernetes/stategate.yaml", () => {
-  const docs = parseAllDocuments(file("deploy/kubernetes/stategate.yaml")).map((d) => d.toJS() as Record<string, any>);
+/** What the Kubernetes samples run: the container, its environment with Secret references resolved, and its ports. */
+function kubernetesWorkload(docs: Record<string, any>[]) {
   const byKind = (kind: string) => docs.find((d) => d.kind === kind)!;
   const deployment = byKind("Deployment");
   const pod = deployment.spec.template.spec;
   const container = pod.containers[0];
   const secret = byKind("Secret");
-  /** The container's environment with Secret references resolved. */
   const env: Record<string, string> = Object.fromEntries(
     (
       container.env as { name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }[]
     ).map((e) => {
       if (e.value !== undefined) return [e.name, e.value];
-      assert.equal(e.valueFrom?.secretKeyRef.name, secret.metadata.name);
+      assert.equal(e.valueFrom?.secretKeyRef.name, secret.metadata.name, `${e.name} reads the Secret that is there`);
       return [e.name, secret.stringData[e.valueFrom!.secretKeyRef.key]];
     }),
   );
   const ports = Object.fromEntries(
     (container.ports as { name: string; containerPort: number }[]).map((p) => [p.name, p.containerPort]),
   );
+  return { byKind, deployment, pod, container, secret, env, ports };
+}
 
-  it("has a Deployment, a Service and the Secret it reads", () => {
-    assert.deepEqual(docs.map((d) => d.kind).sort(), ["Deployment", "Secret", "Service"]);
-    assert.equal(pod.securityContext.runAsNonRoot, true);
-    assert.equal(container.securityContext.readOnlyRootFilesystem, true);
+/**
+ * The checks both Kubernetes samples pass, the plain manifest and the
+ * rendered chart: real variables the gateway accepts, the ports they set,
+ * probes on the paths the gateway serves (and a real gateway answering them),
+ * a grace period Kubernetes waits out, and a Service that reaches the pods.
+ */
+function kubernetesChecks(where: string, load: () => Record<string, any>[]) {
+  let w: ReturnType<typeof kubernetesWorkload>;
+  before(() => {
+    w = kubernetesWorkload(load());
   });
 
-  it("sets real variables whose values the gateway accepts, on the ports it declares", () => {
-    const config = assertGatewayEnv(env, "stategate.yaml");
+  it(`${where}: has a Deployment, a Service and the Secret it reads`, () => {
+    assert.deepEqual(
+      load()
+        .map((d) => d.kind)
+        .sort(),
+      ["Deployment", "Secret", "Service"],
+    );
+    assert.equal(w.pod.securityContext.runAsNonRoot, true);
+    assert.equal(w.container.securityContext.readOnlyRootFilesystem, true);
+  });
+
+  it(`${where}: sets real variables whose values the gateway accepts, on the ports it declares`, () => {
+    const config = assertGatewayEnv(w.env, where);
     assert.equal(config.auth.mode, "jwt", "a cluster-wide address needs authentication");
-    assert.deepEqual(ports, { api: config.port, metrics: config.metricsPort });
-    assert.ok(pod.terminationGracePeriodSeconds * 1000 > config.shutdownGraceMs, "Kubernetes waits out the grace");
-    const service = byKind("Service");
-    for (const p of service.spec.ports)
-      assert.ok(ports[p.targetPort], `Service port ${p.name} targets a container port`);
-    assert.deepEqual(service.spec.selector, deployment.spec.selector.matchLabels);
+    assert.deepEqual(w.ports, { api: config.port, metrics: config.metricsPort });
+    assert.equal(
+      w.deployment.spec.template.metadata.annotations["prometheus.io/port"],
+      String(config.metricsPort),
+      "Prometheus scrapes the metrics port",
+    );
+    assert.ok(w.pod.terminationGracePeriodSeconds * 1000 > config.shutdownGraceMs, "Kubernetes waits out the grace");
+    const service = w.byKind("Service");
+    for (const p of service.spec.ports) {
+      assert.ok(w.ports[p.targetPort], `Service port ${p.name} targets a container port`);
+    }
+    assert.deepEqual(service.spec.selector, w.deployment.spec.selector.matchLabels);
+    for (const [k, v] of Object.entries(w.deployment.spec.selector.matchLabels)) {
+      assert.equal(w.deployment.spec.template.metadata.labels[k], v, "the Deployment selects its own pods");
+    }
   });
 
-  it("probes /healthz and /readyz on the metrics port, which a real gateway answers", async () => {
-    assert.deepEqual(container.livenessProbe.httpGet, { path: OPS_PATHS.liveness, port: "metrics" });
-    assert.deepEqual(container.readinessProbe.httpGet, { path: OPS_PATHS.readiness, port: "metrics" });
+  it(`${where}: probes /healthz and /readyz on the metrics port, which a real gateway answers`, async () => {
+    assert.deepEqual(w.container.livenessProbe.httpGet, { path: OPS_PATHS.liveness, port: "metrics" });
+    assert.deepEqual(w.container.readinessProbe.httpGet, { path: OPS_PATHS.readiness, port: "metrics" });
+    assert.deepEqual(w.container.startupProbe?.httpGet, { path: OPS_PATHS.liveness, port: "metrics" });
     const tg = await startTestGateway();
     try {
-      for (const probe of [container.livenessProbe, container.readinessProbe, container.startupProbe]) {
+      for (const probe of [w.container.livenessProbe, w.container.readinessProbe, w.container.startupProbe]) {
         const res = await fetch(`http://127.0.0.1:${tg.gateway.metricsPort}${probe.httpGet.path}`);
         assert.equal(res.status, 200, probe.httpGet.path);
       }
@@ -212,6 +241,13 @@ describe("deploy/kubernetes/stategate.yaml", () => {
       await tg.close();
     }
   });
+}
+
+const k8sDocs = () =>
+  parseAllDocuments(file("deploy/kubernetes/stategate.yaml")).map((d) => d.toJS() as Record<string, any>);
+
+describe("deploy/kubernetes/stategate.yaml", () => {
+  kubernetesChecks("stategate.yaml", k8sDocs);
 });
 
 describe("deploy/helm/stategate", () => {
@@ -237,6 +273,42 @@ describe("deploy/helm/stategate", () => {
     }
   });
 
+  // Rendered with a release name of its own, so names that derive from it are checked to agree.
+  const rendered = () => {
+    const out = renderChart(join(repoRoot, chartDir), { name: "prod" });
+    return Object.values(out).flatMap((text) =>
+      parseAllDocuments(text)
+        .map((d) => {
+          assert.deepEqual(d.errors, [], `the chart renders YAML: ${text}`);
+          return d.toJS() as Record<string, any> | null;
+        })
+        .filter((d): d is Record<string, any> => d !== null),
+    );
+  };
+  kubernetesChecks("rendered chart", rendered);
+
+  it("renders what the plain manifest says: the same variables, ports, probes, security and resources", () => {
+    const chart = kubernetesWorkload(rendered());
+    const plain = kubernetesWorkload(k8sDocs());
+    assert.deepEqual(chart.env, plain.env);
+    assert.deepEqual(chart.ports, plain.ports);
+    for (const field of ["livenessProbe", "readinessProbe", "startupProbe", "securityContext", "resources"]) {
+      assert.deepEqual(chart.container[field], plain.container[field], field);
+    }
+    assert.deepEqual(chart.pod.securityContext, plain.pod.securityContext);
+    assert.equal(chart.pod.terminationGracePeriodSeconds, plain.pod.terminationGracePeriodSeconds);
+    assert.equal(chart.deployment.metadata.name, "prod", "named after the release");
+    assert.equal(chart.secret.metadata.name, "prod-providers");
+    assert.equal(chart.container.image, `${values.image.repository}:${pkg.version}`);
+  });
+
+  it("a renderer that cannot run the chart says so, rather than rendering it wrong", () => {
+    assert.throws(
+      () => renderChart(join(repoRoot, chartDir), { name: "prod" }, { ports: {} }),
+      /\.Values\.ports\.\w+: no "\w+"/,
+    );
+  });
+
   it("gives the gateway real variables and values, and probes its real paths", () => {
     const deployment = templates[0]!;
     assert.ok(deployment.includes("STATEGATE_{{ upper $kind }}_PROVIDER"));
@@ -252,6 +324,7 @@ describe("deploy/helm/stategate", () => {
     assert.deepEqual([config.port, config.metricsPort], [defaults.port, defaults.metricsPort]);
     assert.equal(values.probes.liveness.path, OPS_PATHS.liveness);
     assert.equal(values.probes.readiness.path, OPS_PATHS.readiness);
+    assert.equal(values.probes.startup.path, OPS_PATHS.liveness);
     assert.ok(values.terminationGracePeriodSeconds * 1000 > config.shutdownGraceMs);
     // The same settings as the plain manifest: the two samples tell one story.
     const k8s = parseAllDocuments(file("deploy/kubernetes/stategate.yaml")).map((d) => d.toJS() as Record<string, any>);

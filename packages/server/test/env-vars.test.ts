@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadConfig } from "../src/config.js";
@@ -126,5 +127,31 @@ describe("the one table of environment variables", () => {
     assert.equal(config.maxResponseBytes, 4 * config.maxRequestBytes);
     assert.equal(config.maxResponseBytes, 16 * 1024 * 1024);
     assert.equal(loadConfig({ STATEGATE_MAX_REQUEST_BYTES: "2048" }).maxResponseBytes, 8192);
+  });
+});
+
+describe("loadConfig with nothing set", () => {
+  it("serves on port 8080", () => {
+    assert.equal(loadConfig({}).port, 8080);
+  });
+
+  it("keeps embedded data in ./data under the working directory, wherever that is", () => {
+    assert.equal(loadConfig({}).dataDir, join(process.cwd(), "data"));
+    const elsewhere = realpathSync(mkdtempSync(join(tmpdir(), "stategate-cwd-")));
+    const home = process.cwd();
+    try {
+      process.chdir(elsewhere);
+      assert.equal(loadConfig({}).dataDir, join(elsewhere, "data"));
+    } finally {
+      process.chdir(home);
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+    assert.equal(loadConfig({ STATEGATE_DATA_DIR: "/srv/state" }).dataDir, "/srv/state");
+  });
+
+  it("logs at info, and at debug with STATEGATE_DEBUG=true", () => {
+    assert.equal(loadConfig({}).logLevel, "info");
+    assert.equal(loadConfig({ STATEGATE_DEBUG: "true" }).logLevel, "debug");
+    assert.equal(loadConfig({ STATEGATE_DEBUG: "false" }).logLevel, "info");
   });
 });

@@ -7,6 +7,7 @@ import { after, before, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient } from "@stategate/sdk-node";
+import { rabbitmqctlCommand } from "../../../scripts/service-control.mjs";
 import type { GatewayProcess } from "./helpers.js";
 import { dropMysqlTables, sharedBackendEnv, spawnGateways, unique, until } from "./helpers.js";
 
@@ -18,8 +19,15 @@ let readerGw: GatewayProcess;
 let writer: NodeClient;
 let reader: NodeClient;
 
+// The broker's control tool: rabbitmqctl, or STATEGATE_TEST_RABBITMQCTL.
+const [rabbitmqctlBin, ...rabbitmqctlArgs] = rabbitmqctlCommand();
+
 function rabbitmqctl(...args: string[]): string {
-  return execFileSync("rabbitmqctl", args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 60_000 });
+  return execFileSync(rabbitmqctlBin, [...rabbitmqctlArgs, ...args], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "ignore"],
+    timeout: 60_000,
+  });
 }
 
 /** Closes, broker side, the AMQP connections of one gateway process. */

@@ -19,6 +19,7 @@ const AUDIENCE = "stategate";
 let jwks: Server;
 let tg: TestGateway;
 let token: string;
+let expired: string;
 
 before(async () => {
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
@@ -34,6 +35,12 @@ before(async () => {
     .setAudience(AUDIENCE)
     .setIssuedAt()
     .setExpirationTime("10m")
+    .sign(privateKey);
+  expired = await new SignJWT({ sub: "graphql-user" })
+    .setProtectedHeader({ alg: "ES256", kid: "k1" })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setExpirationTime(Math.floor(Date.now() / 1000) - 300)
     .sign(privateKey);
   tg = await startTestGateway({
     STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
@@ -112,6 +119,102 @@ describe("GraphQL credentials", () => {
     } finally {
       await Promise.all([ws.dispose(), anonymous.dispose()]);
       sse.dispose();
+    }
+  });
+});
+
+/** A graphql-ws client on the gateway whose connection_init carries `authorization`; `closed` records a close. */
+function wsClient(authorization: string) {
+  const closes: number[] = [];
+  const client = createWsClient({
+    url: `${tg.baseUrl.replace(/^http/, "ws")}/api/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: false,
+    connectionParams: { authorization },
+    on: { closed: (event) => closes.push((event as { code: number }).code) },
+  });
+  return { client, closes };
+}
+
+/** Runs one operation over a graphql-ws client: its results, or the error the socket closed with. */
+function run(
+  client: ReturnType<typeof createWsClient>,
+  query: string,
+): Promise<{ results: ExecutionResult<Record<string, any>>[]; error?: unknown }> {
+  const results: ExecutionResult<Record<string, any>>[] = [];
+  return new Promise((resolve) => {
+    client.subscribe(
+      { query },
+      {
+        next: (r) => results.push(r as ExecutionResult<Record<string, any>>),
+        error: (error) => resolve({ results, error }),
+        complete: () => resolve({ results }),
+      },
+    );
+  });
+}
+
+describe("GraphQL over WebSocket: the token of connection_init", () => {
+  // The socket is accepted whatever connection_init carries; its token is checked by each
+  // operation, as a header is over HTTP, so each one says why it was refused.
+  for (const [name, authorization, reason] of [
+    ["an invalid token", "Bearer not.a.jwt", /token invalid/],
+    ["an expired token", () => `Bearer ${expired}`, /token expired/],
+    ["no Bearer prefix", () => token, /authorization must be "Bearer <token>"/],
+  ] as const) {
+    it(`${name}: each operation is refused with UNAUTHENTICATED and the reason; the socket stays open`, async () => {
+      const { client, closes } = wsClient(typeof authorization === "string" ? authorization : authorization());
+      try {
+        const domain = unique("gql-ws-auth");
+        for (const query of [
+          `mutation { entitySet(domain: "${domain}", type: "u", key: "k", values: {}) { event { id } } }`,
+          `subscription { eventStream(domain: "${domain}", type: "*") { event { id } } }`,
+          `{ entityGet(domain: "${domain}", type: "u", key: "k") { entity { key } } }`,
+        ]) {
+          const { results, error } = await run(client, query);
+          assert.equal(error, undefined, `no socket error for ${query}`);
+          assert.equal(results.length, 1, query);
+          const [err] = results[0]?.errors ?? [];
+          assert.equal(err?.extensions?.code, "UNAUTHENTICATED", query);
+          assert.match(err?.message ?? "", reason, query);
+        }
+        assert.deepEqual(closes, [], "the socket was not closed");
+        assert.equal(tg.gateway.openStreams(), 0);
+        // Nothing was written.
+        const read = await post(
+          `{ entityGet(domain: "${domain}", type: "u", key: "k") { entity { key } } }`,
+          `Bearer ${token}`,
+        );
+        assert.equal(read.errors?.[0]?.extensions?.code, "NOT_FOUND");
+      } finally {
+        await client.dispose();
+      }
+    });
+  }
+
+  it("a mutation over WebSocket records the token's claims on its event", async () => {
+    const { client } = wsClient(`Bearer ${token}`);
+    try {
+      const domain = unique("gql-ws-claims");
+      const { results, error } = await run(
+        client,
+        `mutation { entitySet(domain: "${domain}", type: "u", key: "k", values: { a: 1 }) { event { id claims } } }`,
+      );
+      assert.equal(error, undefined);
+      assert.equal(results[0]?.errors, undefined, JSON.stringify(results[0]?.errors));
+      const event = results[0]?.data?.entitySet.event;
+      assert.equal(event.claims.sub, "graphql-user");
+      assert.equal(event.claims.iss, ISSUER);
+      // As stored, read back over HTTP.
+      const stored = await post(
+        `{ eventGet(domain: "${domain}", type: "u", key: "k", id: "${event.id}") { event { claims } } }`,
+        `Bearer ${token}`,
+      );
+      assert.equal(stored.errors, undefined, JSON.stringify(stored.errors));
+      assert.deepEqual(stored.data?.eventGet.event.claims, event.claims);
+    } finally {
+      await client.dispose();
     }
   });
 });

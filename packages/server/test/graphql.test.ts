@@ -110,7 +110,7 @@ describe("GraphQL at /api/graphql", () => {
     const unknown = await graphql("{ entityGot { entity { key } } }", undefined, 400);
     assert.equal(unknown.errors?.[0]?.extensions?.code, "INVALID_ARGUMENT");
     assert.match(unknown.errors?.[0]?.message ?? "", /entityGot/);
-    const big = await graphql(`{ __typename }\n#${"x".repeat(4 * 1024 * 1024)}`, undefined, 413);
+    const big = await graphql(`{ __typename }\n#${"x".repeat(4 * 1024 * 1024)}`, undefined, 429);
     assert.equal(big.errors?.[0]?.extensions?.code, "RESOURCE_EXHAUSTED");
   });
 

@@ -33,8 +33,8 @@ describe("STATEGATE_MAX_OPEN_STREAMS", () => {
     );
     await until(() => tg.gateway.openStreams() === 2);
     try {
-      // gRPC and Connect
-      for (const protocol of ["grpc", "connect"] as const) {
+      // gRPC, gRPC-Web and Connect
+      for (const protocol of ["grpc", "grpc-web", "connect"] as const) {
         const other = tg.client({ protocol, httpVersion: "1.1" });
         await assert.rejects(
           (async () => {
@@ -48,10 +48,31 @@ describe("STATEGATE_MAX_OPEN_STREAMS", () => {
       const rest = await fetch(`${tg.baseUrl}/api/events/stream?domain=${domain}&type=*`);
       assert.equal(rest.status, 429);
       assert.equal(((await rest.json()) as { code: string }).code, "resource_exhausted");
+      // GraphQL: the subscription's one payload is the error, then it completes.
+      const gql = await fetch(`${tg.baseUrl}/api/graphql`, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "text/event-stream" },
+        body: JSON.stringify({
+          query: `subscription { peerStream(domain: "${domain}", channel: "*", type: "*") { message { id } } }`,
+        }),
+      });
+      const events = (await gql.text()).split("\n\n").filter((e) => e.startsWith("event: next"));
+      assert.equal(events.length, 1, JSON.stringify(events));
+      const payload = JSON.parse(events[0]!.slice(events[0]!.indexOf("data: ") + 6)) as {
+        errors?: { message: string; extensions?: { code?: string } }[];
+      };
+      assert.equal(payload.errors?.[0]?.extensions?.code, "RESOURCE_EXHAUSTED", JSON.stringify(payload));
+      assert.match(payload.errors?.[0]?.message ?? "", /STATEGATE_MAX_OPEN_STREAMS=2/);
       assert.equal(tg.gateway.openStreams(), 2, "a refused stream never subscribed");
       const samples = await scrape(tg.gateway.metricsPort!);
       assert.equal(metric(samples, "stategate_open_streams"), 2);
-      assert.equal(metric(samples, "stategate_requests_total", { code: "ResourceExhausted", method: "Stream" }), 3);
+      const refused = (door: string) =>
+        metric(samples, "stategate_requests_total", { code: "ResourceExhausted", method: "Stream", door });
+      assert.deepEqual(
+        ["grpc", "grpc-web", "connect", "rest", "graphql"].map(refused),
+        [1, 1, 1, 1, 1],
+        "one refusal counted per door",
+      );
     } finally {
       opened[0]!.abort();
     }
@@ -88,7 +109,7 @@ describe("STATEGATE_MAX_REQUEST_BYTES", () => {
     }
   });
 
-  it("refuses a larger REST body with 429, and a larger GraphQL body with 413", async () => {
+  it("refuses a larger REST or GraphQL body with 429, the status of RESOURCE_EXHAUSTED", async () => {
     const res = await fetch(`${tg.baseUrl}/api/entity/ref/${unique("big")}/t/k`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -100,6 +121,10 @@ describe("STATEGATE_MAX_REQUEST_BYTES", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ query: `mutation { cacheSet(domain: "d", key: "k", value: "${"x".repeat(4096)}") }` }),
     });
-    assert.equal(gql.status, 413, "GraphQL refuses the body before parsing it");
+    assert.equal(gql.status, 429, "GraphQL refuses the body before parsing it, with the status REST uses");
+    assert.equal(
+      ((await gql.json()) as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code,
+      "RESOURCE_EXHAUSTED",
+    );
   });
 });

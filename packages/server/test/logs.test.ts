@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { NodeClient } from "@stategate/sdk-node";
@@ -10,7 +13,7 @@ import pino from "pino";
 import { loadConfig } from "../src/config.js";
 import type { Gateway } from "../src/gateway.js";
 import { startGateway } from "../src/gateway.js";
-import { unique } from "./helpers.js";
+import { repoRoot, unique, until } from "./helpers.js";
 
 /** Every JSON line the gateway logged, parsed. */
 const lines: Record<string, unknown>[] = [];
@@ -95,5 +98,185 @@ describe("logs at debug level", () => {
     assert.match(answered, /^[0-9a-f-]{36}$/, "a fresh UUID, not the forged text");
     assert.equal(linesOf(answered).length, 1);
     assert.ok(!lines.some((line) => line.requestId === "forged id!"));
+  });
+});
+
+describe("per-call lines name the door a call came through", () => {
+  const baseUrl = () => `http://127.0.0.1:${gateway.port}`;
+
+  it("REST: door, method, code, ms and the caller's request id", async () => {
+    const requestId = `rest-${unique("r")}`;
+    const res = await fetch(`${baseUrl()}/api/entity/ref/${unique("log")}/t/nobody`, {
+      headers: { "x-request-id": requestId },
+    });
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get("x-request-id"), requestId);
+    const mine = linesOf(requestId);
+    assert.equal(mine.length, 1, JSON.stringify(mine));
+    assert.deepEqual(
+      { ...mine[0], ms: typeof mine[0]?.ms },
+      {
+        ...mine[0],
+        level: 20,
+        msg: "call",
+        door: "rest",
+        method: "/stategate.v1.EntityService/Get",
+        code: "NotFound",
+        ms: "number",
+        requestId,
+      },
+    );
+  });
+
+  it("GraphQL: door, method, code, ms and the caller's request id", async () => {
+    const requestId = `gql-${unique("r")}`;
+    const res = await fetch(`${baseUrl()}/api/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": requestId },
+      body: JSON.stringify({ query: `mutation { cacheSet(domain: "${unique("log")}", key: "k", value: 1) }` }),
+    });
+    const body = (await res.json()) as { errors?: unknown };
+    assert.equal(body.errors, undefined, JSON.stringify(body));
+    const mine = linesOf(requestId);
+    assert.equal(mine.length, 1, JSON.stringify(mine));
+    assert.deepEqual(
+      { ...mine[0], ms: typeof mine[0]?.ms },
+      {
+        ...mine[0],
+        level: 20,
+        msg: "call",
+        door: "graphql",
+        method: "/stategate.v1.CacheService/Set",
+        code: "ok",
+        ms: "number",
+        requestId,
+      },
+    );
+  });
+
+  it("a client cannot name its door: gRPC and Connect calls sending x-stategate-door are logged as what they are", async () => {
+    for (const [protocol, claimed, door] of [
+      ["grpc", "rest", "grpc"],
+      ["connect", "graphql", "connect"],
+      ["grpc-web", "rest", "grpc-web"],
+    ] as const) {
+      const other = createClient({ baseUrl: baseUrl(), protocol, httpVersion: protocol === "grpc" ? "2" : "1.1" });
+      const requestId = `door-${unique("r")}`;
+      await other.entity.set(
+        { domain: unique("log"), type: "t", key: "k", values: {} },
+        { headers: { "x-request-id": requestId, "x-stategate-door": claimed } },
+      );
+      other.close();
+      const mine = linesOf(requestId);
+      assert.equal(mine.length, 1);
+      assert.equal(mine[0]?.door, door, `${protocol} claiming ${claimed}`);
+    }
+  });
+});
+
+/** A free port on loopback, for a gateway that does not log the one it got. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Runs the real `stategate` with exactly `env` (plus PATH and ports, never the
+ * test runner's own STATEGATE_* variables), makes one Connect call with
+ * `requestId`, stops it, and returns every line it printed.
+ */
+async function runOnce(env: Record<string, string>, requestId: string): Promise<Record<string, unknown>[]> {
+  const dir = mkdtempSync(join(tmpdir(), "stategate-level-"));
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const child = spawn(process.execPath, [join(repoRoot, "packages/server/dist/bin/stategate.js")], {
+    env: {
+      PATH: process.env.PATH,
+      STATEGATE_PORT: String(port),
+      STATEGATE_METRICS_PORT: String(metricsPort),
+      STATEGATE_DATA_DIR: dir,
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const out: string[] = [];
+  createInterface({ input: child.stdout! }).on("line", (l) => out.push(l));
+  createInterface({ input: child.stderr! }).on("line", (l) => out.push(l));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  try {
+    await until(async () => {
+      if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}:\n${out.join("\n")}`);
+      return fetch(`http://127.0.0.1:${metricsPort}/healthz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+    }, 20_000);
+    const res = await fetch(`http://127.0.0.1:${port}/stategate.v1.CacheService/Set`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": requestId },
+      body: JSON.stringify({ domain: "levels", key: "k", value: 1 }),
+    });
+    assert.equal(res.status, 200, await res.text());
+  } finally {
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0, out.join("\n"));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out.map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe("the log level of the real binary", () => {
+  it("STATEGATE_DEBUG=true, with no STATEGATE_LOG_LEVEL, logs each call at debug (20)", async () => {
+    const requestId = `dbg-${unique("r")}`;
+    const out = await runOnce({ STATEGATE_DEBUG: "true" }, requestId);
+    const call = out.filter((l) => l.requestId === requestId);
+    assert.equal(call.length, 1, JSON.stringify(out));
+    assert.equal(call[0]?.level, 20);
+    assert.equal(call[0]?.msg, "call");
+    assert.equal(call[0]?.method, "/stategate.v1.CacheService/Set");
+  });
+
+  it("without either, the level is info: no call lines", async () => {
+    const requestId = `info-${unique("r")}`;
+    const out = await runOnce({}, requestId);
+    assert.ok(
+      out.some((l) => l.level === 30),
+      "info lines are written",
+    );
+    assert.ok(!out.some((l) => (l.level as number) < 30 || l.requestId === requestId), JSON.stringify(out));
+  });
+
+  it("STATEGATE_LOG_LEVEL wins over STATEGATE_DEBUG: warn with DEBUG=true writes warnings only", async () => {
+    const requestId = `warn-${unique("r")}`;
+    const out = await runOnce({ STATEGATE_DEBUG: "true", STATEGATE_LOG_LEVEL: "warn" }, requestId);
+    // The loopback warning shows the log is written at all.
+    assert.ok(
+      out.some((l) => l.level === 40),
+      JSON.stringify(out),
+    );
+    assert.deepEqual(
+      out.filter((l) => (l.level as number) < 40),
+      [],
+      "nothing below warn: no call line, no start-up info",
+    );
+    assert.ok(!out.some((l) => l.requestId === requestId));
+  });
+
+  it("a bad STATEGATE_LOG_LEVEL or STATEGATE_DEBUG stops start-up with exit code 2, naming the variable", () => {
+    for (const [name, value] of [
+      ["STATEGATE_LOG_LEVEL", "loud"],
+      ["STATEGATE_DEBUG", "maybe"],
+    ] as const) {
+      const result = spawnSync(process.execPath, [join(repoRoot, "packages/server/dist/bin/stategate.js")], {
+        env: { PATH: process.env.PATH, STATEGATE_PORT: "0", STATEGATE_METRICS_PORT: "off", [name]: value },
+        encoding: "utf8",
+        timeout: 20_000,
+      });
+      assert.equal(result.status, 2, `${name}=${value}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`^stategate: ${name}: .*"${value}"`, "m"));
+      assert.equal(result.stdout, "", "nothing was started, so nothing was logged");
+    }
   });
 });

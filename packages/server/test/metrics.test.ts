@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
 import type { TestGateway } from "./helpers.js";
-import { startTestGateway, take, unique, until } from "./helpers.js";
+import { dropMysqlTables, startTestGateway, take, testBackends, unique, until } from "./helpers.js";
 import type { Sample } from "./prometheus.js";
 import { metric, scrape } from "./prometheus.js";
+import type { TcpCut } from "./tcp-cut.js";
+import { createTcpCut } from "./tcp-cut.js";
 
 // One gateway of this file's own: its counters start at zero, so they must equal the calls below.
 let tg: TestGateway;
@@ -40,16 +42,20 @@ describe("metrics after a mixed workload over every door", () => {
     const connect = tg.client({ protocol: "connect", binary: false, httpVersion: "1.1" });
     const grpcWeb = tg.client({ protocol: "grpc-web", httpVersion: "1.1" });
     try {
-      // gRPC: 3 Sets, 2 cache misses.
-      for (const key of ["a", "b", "c"]) await grpc.entity.set({ domain, type: "t", key, values: { key } });
+      // gRPC: 3 Sets, 2 cache misses. The last Set claims to come through REST: a client cannot say so.
+      for (const key of ["a", "b", "c"]) {
+        const headers = key === "c" ? { "x-stategate-door": "rest" } : undefined;
+        await grpc.entity.set({ domain, type: "t", key, values: { key } }, { headers });
+      }
       for (let i = 0; i < 2; i++) {
         await assert.rejects(
           grpc.cache.get({ domain, key: "missing" }),
           (e) => ConnectError.from(e).code === Code.NotFound,
         );
       }
-      // Connect: 2 Gets.
-      for (const key of ["a", "b"]) await connect.entity.get({ domain, type: "t", key });
+      // Connect: 2 Gets, one claiming to be GraphQL's.
+      await connect.entity.get({ domain, type: "t", key: "a" });
+      await connect.entity.get({ domain, type: "t", key: "b" }, { headers: { "x-stategate-door": "graphql" } });
       // gRPC-Web: a lock, then the same lock held.
       await grpcWeb.mutex.lock({ domain, key: "job", exp: expiresIn(60_000) });
       await assert.rejects(
@@ -90,7 +96,12 @@ describe("metrics after a mixed workload over every door", () => {
   });
 
   it("count each call by service, method, door and code", () => {
-    assert.equal(requests(samples, "EntityService", "Set", "grpc", "OK"), 3);
+    assert.equal(
+      requests(samples, "EntityService", "Set", "grpc", "OK"),
+      3,
+      "x-stategate-door from a client is ignored",
+    );
+    assert.equal(requests(samples, "EntityService", "Set", "rest", "OK"), 0);
     assert.equal(requests(samples, "CacheService", "Get", "grpc", "NotFound"), 2);
     assert.equal(requests(samples, "EntityService", "Get", "connect", "OK"), 2);
     assert.equal(requests(samples, "MutexService", "Lock", "grpc-web", "OK"), 1);
@@ -98,7 +109,7 @@ describe("metrics after a mixed workload over every door", () => {
     assert.equal(requests(samples, "EntityService", "Get", "rest", "OK"), 2);
     assert.equal(requests(samples, "EntityService", "Get", "rest", "NotFound"), 1);
     assert.equal(requests(samples, "CacheService", "Set", "graphql", "OK"), 1);
-    assert.equal(requests(samples, "EntityService", "Get", "graphql", "OK"), 1);
+    assert.equal(requests(samples, "EntityService", "Get", "graphql", "OK"), 1, "only the GraphQL door's own call");
     assert.equal(requests(samples, "PeerService", "Broadcast", "grpc", "OK"), 2);
     assert.equal(requests(samples, "PeerService", "Stream", "grpc", "Canceled"), 1, "a stream the client left");
     assert.equal(requests(samples, "EventService", "Stream", "grpc", "Canceled"), 1);
@@ -189,6 +200,115 @@ describe("the operations port", () => {
       assert.equal(off.gateway.metricsPort, null);
     } finally {
       await off.close();
+    }
+  });
+});
+
+describe("provider errors", () => {
+  // MariaDB and Memcached behind TCP cuts: the shared servers stay up for every other test.
+  const tag = `pe${Math.random().toString(36).slice(2, 10)}`;
+  let mysql: TcpCut;
+  let memcached: TcpCut;
+  let down: TestGateway;
+  const errors = (s: Sample[], kind: string, provider: string, operation: string) =>
+    metric(s, "stategate_provider_errors_total", { kind, provider, operation });
+  const timeoutMs = 8_000;
+  const failsWith = (code: Code) => (e: unknown) => ConnectError.from(e).code === code;
+
+  before(async () => {
+    mysql = await createTcpCut(testBackends.mysql);
+    memcached = await createTcpCut(testBackends.memcached);
+    down = await startTestGateway(
+      {
+        STATEGATE_STORAGE_PROVIDER: JSON.stringify({
+          name: "mysql",
+          addr: `127.0.0.1:${mysql.port}`,
+          user: "root",
+          password: "",
+          database: "test",
+          tablePrefix: `${tag}_`,
+          connectTimeoutMs: 1000,
+        }),
+        STATEGATE_CACHE_PROVIDER: JSON.stringify({
+          name: "memcached",
+          addr: `127.0.0.1:${memcached.port}`,
+          prefix: `${tag}:`,
+          timeoutMs: 500,
+        }),
+        // Each failed call is logged at error level: asserted elsewhere, noise here.
+        STATEGATE_LOG_LEVEL: "silent",
+      },
+      { relay: { graceMs: 600_000 } },
+    );
+  });
+  after(async () => {
+    await down?.close();
+    await mysql?.close();
+    await memcached?.close();
+    await dropMysqlTables(tag);
+  });
+
+  it("count the operations that failed, by their exact label, and never a miss or a version conflict", async () => {
+    const client = down.client({ protocol: "grpc" });
+    const port = down.gateway.metricsPort!;
+    const d = unique("pe");
+    try {
+      // Misses and refusals while everything is up: answers, not provider errors.
+      await assert.rejects(client.entity.get({ domain: d, type: "t", key: "nobody" }), failsWith(Code.NotFound));
+      await assert.rejects(
+        client.entity.edit({ domain: d, type: "t", key: "nobody", values: {} }),
+        failsWith(Code.NotFound),
+      );
+      await assert.rejects(client.cache.get({ domain: d, key: "nothing" }), failsWith(Code.NotFound));
+      await client.mutex.lock({ domain: d, key: "job", exp: expiresIn(60_000) });
+      await assert.rejects(
+        client.mutex.lock({ domain: d, key: "job", exp: expiresIn(60_000) }),
+        failsWith(Code.AlreadyExists),
+      );
+      // Writers racing on one entity: some commits lose and are retried.
+      const racers = 8;
+      await Promise.all(
+        Array.from({ length: racers }, (_, i) =>
+          client.entity.set({ domain: d, type: "t", key: "hot", values: { i } }),
+        ),
+      );
+      let before = await scrape(port);
+      const commits = metric(before, "stategate_provider_operation_duration_seconds_count", {
+        kind: "storage",
+        operation: "commit",
+      });
+      assert.ok(commits > racers, `${commits} commits for ${racers} Sets: some lost a race and were retried`);
+      assert.equal(metric(before, "stategate_requests_total", { code: "NotFound" }), 3);
+      assert.equal(metric(before, "stategate_provider_errors_total"), 0, "no miss nor conflict is a provider error");
+
+      mysql.cut();
+      memcached.cut();
+      const unavailable = failsWith(Code.Unavailable);
+      for (let i = 0; i < 2; i++) {
+        await assert.rejects(client.entity.get({ domain: d, type: "t", key: "hot" }, { timeoutMs }), unavailable);
+      }
+      await assert.rejects(
+        client.entity.set({ domain: d, type: "t", key: "k", values: {} }, { timeoutMs }),
+        unavailable,
+      );
+      await assert.rejects(client.cache.get({ domain: d, key: "k" }, { timeoutMs }), unavailable);
+      await assert.rejects(client.cache.set({ domain: d, key: "k", value: 1 }, { timeoutMs }), unavailable);
+      await assert.rejects(
+        client.mutex.lock({ domain: d, key: "other", exp: expiresIn(60_000) }, { timeoutMs }),
+        unavailable,
+      );
+      before = await scrape(port);
+      // Two Gets, and the Set's read of the current state: it never got to commit.
+      assert.equal(errors(before, "storage", "mysql", "getEntity"), 3);
+      assert.equal(errors(before, "storage", "mysql", "commit"), 0);
+      assert.equal(errors(before, "cache", "memcached", "get"), 1);
+      assert.equal(errors(before, "cache", "memcached", "set"), 1);
+      assert.equal(errors(before, "cache", "memcached", "lock"), 1);
+      assert.equal(errors(before, "cache", "memcached", "del"), 0);
+    } finally {
+      mysql.restore();
+      memcached.restore();
+      client.close();
     }
   });
 });

@@ -6,10 +6,13 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { parseCount } from "@stategate/rego";
 import { Code, ConnectError } from "@stategate/sdk-node";
-import type { ExecutionResult } from "graphql";
+import type { ExecutionResult, FormattedExecutionResult } from "graphql";
+import { createClient as createWsClient } from "graphql-ws";
 import type { JWTPayload } from "jose";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { WebSocket } from "ws";
 import type { TestGateway } from "./helpers.js";
 import { repoRoot, startTestGateway, take, until } from "./helpers.js";
 
@@ -156,12 +159,19 @@ describe("a tenant request policy", () => {
     assert.equal(write.body.code, "permission_denied");
     const read = await rest(tg, acme, "GET", "/api/entity/ref/globex/user/ada");
     assert.equal(read.status, 403);
-    // The other domain in the path, the caller's own in the query: never globex's data.
+    // The other domain in the path, the caller's own in the query: refused before any policy or
+    // handler runs, so neither can see one domain while the other is read.
     const mixed = await rest(tg, acme, "GET", "/api/entity/ref/globex/user/ada?domain=acme");
-    assert.notEqual(mixed.status, 200, JSON.stringify(mixed.body));
+    assert.equal(mixed.status, 400, JSON.stringify(mixed.body));
+    assert.equal(mixed.body.code, "invalid_argument");
+    assert.match(mixed.body.message, /query parameter "domain": the field is bound by the path/);
     assert.doesNotMatch(JSON.stringify(mixed.body), /secret/);
     const mixed2 = await rest(tg, acme, "GET", "/api/entity/search?domain=globex&domain=acme&type=user");
-    assert.notEqual(mixed2.status, 200, JSON.stringify(mixed2.body));
+    assert.equal(mixed2.status, 400, JSON.stringify(mixed2.body));
+    assert.equal(mixed2.body.code, "invalid_argument");
+    assert.match(mixed2.body.message, /"domain" is given more than once/);
+    const reversed = await rest(tg, acme, "GET", "/api/entity/search?domain=acme&domain=globex&type=user");
+    assert.equal(reversed.status, 400, JSON.stringify(reversed.body));
   });
 
   it("over GraphQL: PERMISSION_DENIED for the other domain", async () => {
@@ -180,6 +190,58 @@ describe("a tenant request policy", () => {
       'mutation { entitySet(domain: "globex", type: "user", key: "eve", values: {}) { event { id } } }',
     );
     assert.equal(write.errors?.[0]?.extensions?.code, "PERMISSION_DENIED");
+  });
+
+  it("a REST event stream of another domain: 403 before it opens; of its own: 200", async () => {
+    for (const accept of ["text/event-stream", "application/x-ndjson"]) {
+      const denied = await fetch(`${tg.baseUrl}/api/events/stream?domain=globex&type=*`, {
+        headers: { authorization: `Bearer ${acme}`, accept },
+      });
+      assert.equal(denied.status, 403, accept);
+      assert.deepEqual(await denied.json(), {
+        code: "permission_denied",
+        message: "permission denied by the request policy",
+        details: [],
+      });
+      const abort = new AbortController();
+      const mine = await fetch(`${tg.baseUrl}/api/events/stream?domain=acme&type=*`, {
+        headers: { authorization: `Bearer ${acme}`, accept },
+        signal: abort.signal,
+      });
+      assert.equal(mine.status, 200, accept);
+      abort.abort();
+    }
+    await until(() => tg.gateway.openStreams() === 0);
+  });
+
+  it("a GraphQL subscription of another domain: PERMISSION_DENIED, over SSE and WebSocket", async () => {
+    const query = 'subscription { eventStream(domain: "globex", type: "*") { event { id } } }';
+    const sse = await fetch(`${tg.baseUrl}/api/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${acme}` },
+      body: JSON.stringify({ query }),
+    });
+    const text = await sse.text();
+    const data = text
+      .split("\n")
+      .filter((l) => l.startsWith("data: ") && l.length > 6)
+      .map((l) => JSON.parse(l.slice(6)) as ExecutionResult);
+    assert.equal(data[0]?.errors?.[0]?.extensions?.code, "PERMISSION_DENIED", text);
+    const ws = createWsClient({
+      url: `${tg.baseUrl.replace(/^http/, "ws")}/api/graphql`,
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+      connectionParams: { authorization: `Bearer ${acme}` },
+    });
+    try {
+      const first = await new Promise<FormattedExecutionResult>((resolve, reject) =>
+        ws.subscribe({ query }, { next: resolve, error: reject, complete: () => {} }),
+      );
+      assert.equal(first.errors?.[0]?.extensions?.code, "PERMISSION_DENIED");
+    } finally {
+      await ws.dispose();
+    }
+    assert.equal(tg.gateway.openStreams(), 0);
   });
 
   it("sees the real subscription request: a stream of another domain is refused before it opens", async () => {
@@ -504,6 +566,232 @@ describe("policies at start-up", () => {
       assert.equal(await codeOf(client.entity.search({ domain: "d", type: "t" })), "PermissionDenied");
       client.close();
     } finally {
+      await tg.close();
+    }
+  });
+});
+
+describe("the decision: only true allows", () => {
+  for (const [name, source] of [
+    [
+      "a policy without a default, where allow is undefined for the call",
+      'package stategate.authz\n\nimport rego.v1\n\nallow if input.body.domain == "open"\n',
+    ],
+    ['allow := "yes"', 'package stategate.authz\n\nallow := "yes"\n\nallow := "yes" if input.body.domain == "open"\n'],
+  ] as const) {
+    it(`${name}: PERMISSION_DENIED over gRPC, REST and GraphQL`, async () => {
+      const tg = await startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: b64(source) });
+      const token = await sign({});
+      const client = tg.client({ protocol: "grpc", token });
+      try {
+        const undefinedPolicy = source.includes("allow if");
+        assert.equal(
+          await codeOf(client.entity.search({ domain: "open", type: "t" })),
+          undefinedPolicy ? "OK" : "PermissionDenied",
+          "the policy runs",
+        );
+        assert.equal(await codeOf(client.entity.search({ domain: "shut", type: "t" })), "PermissionDenied");
+        const viaRest = await rest(tg, token, "GET", "/api/entity/search?domain=shut&type=t");
+        assert.equal(viaRest.status, 403);
+        assert.equal(viaRest.body.code, "permission_denied");
+        const viaGraphql = await graphql(tg, token, '{ entitySearch(domain: "shut", type: "t") { entities { key } } }');
+        assert.equal(viaGraphql.errors?.[0]?.extensions?.code, "PERMISSION_DENIED");
+      } finally {
+        client.close();
+        await tg.close();
+      }
+    });
+  }
+});
+
+describe("policies from files", () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), "stategate-policy-file-"));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("STATEGATE_REQUEST_POLICY_FILE enforces the policy in the file", async () => {
+    const [tenant] = readmePolicies();
+    const file = join(dir, "tenant.rego");
+    writeFileSync(file, tenant!);
+    const tg = await startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY_FILE: file });
+    const client = tg.client({ protocol: "grpc", token: await sign({ tenant: "acme" }) });
+    try {
+      assert.equal(await codeOf(client.entity.set({ domain: "acme", type: "t", key: "k", values: {} })), "OK");
+      assert.equal(
+        await codeOf(client.entity.set({ domain: "globex", type: "t", key: "k", values: {} })),
+        "PermissionDenied",
+      );
+      assert.equal((await rest(tg, await sign({ tenant: "acme" }), "GET", "/api/entity/ref/globex/t/k")).status, 403);
+    } finally {
+      client.close();
+      await tg.close();
+    }
+  });
+
+  for (const name of ["STATEGATE_REQUEST_POLICY", "STATEGATE_RESPONSE_POLICY"]) {
+    it(`setting both ${name} and ${name}_FILE stops start-up, naming both`, async () => {
+      const file = join(dir, "allow.rego");
+      writeFileSync(file, "package stategate.authz\n\ndefault allow := true\n");
+      await assert.rejects(
+        startTestGateway({
+          ...auth,
+          [name]: b64("package stategate.authz\n\ndefault allow := true\n"),
+          [`${name}_FILE`]: file,
+        }),
+        (err: Error) => {
+          assert.equal(err.name, "ConfigError");
+          assert.equal(err.message, `${name}: set either ${name} or ${name}_FILE, not both`);
+          return true;
+        },
+      );
+    });
+  }
+});
+
+describe("input.metadata: the caller's request headers, the same on every door", () => {
+  // One custom header decides; what is not the caller's (the protocols' framing, hop-by-hop
+  // headers, the gateway's internal door header) is never shown, whatever the door.
+  const policy = `package stategate.authz
+
+import rego.v1
+
+default allow := false
+
+allow if {
+	input.metadata["x-tenant"] == input.body.domain
+	not input.metadata["x-stategate-door"]
+	not input.metadata["content-type"]
+	not input.metadata["content-length"]
+	not input.metadata["grpc-accept-encoding"]
+	not input.metadata["connect-protocol-version"]
+	not input.metadata.host
+	not input.metadata.connection
+	not input.metadata.upgrade
+	not input.metadata["sec-websocket-key"]
+	input.metadata.authorization
+}
+`;
+  let tg: TestGateway;
+  let token: string;
+  before(async () => {
+    tg = await startTestGateway({ ...auth, STATEGATE_REQUEST_POLICY: b64(policy) });
+    token = await sign({});
+  });
+  after(() => tg?.close());
+
+  /** Searches `domain` through `door`, sending `headers`: "OK" or the gRPC code name. */
+  const doors: Record<string, (domain: string, headers: Record<string, string>) => Promise<string>> = {
+    async grpc(domain, headers) {
+      const client = tg.client({
+        protocol: "grpc",
+        token,
+        interceptors: [
+          (next) => (req) => {
+            for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
+            return next(req);
+          },
+        ],
+      });
+      try {
+        return await codeOf(client.entity.search({ domain, type: "t" }));
+      } finally {
+        client.close();
+      }
+    },
+    async connect(domain, headers) {
+      const res = await fetch(`${tg.baseUrl}/stategate.v1.EntityService/Search`, {
+        method: "POST",
+        headers: { ...headers, authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ domain, type: "t" }),
+      });
+      const body = (await res.json()) as { code?: string };
+      return res.status === 200 ? "OK" : body.code === "permission_denied" ? "PermissionDenied" : String(body.code);
+    },
+    async rest(domain, headers) {
+      const res = await fetch(`${tg.baseUrl}/api/entity/search?domain=${domain}&type=t`, {
+        headers: { ...headers, authorization: `Bearer ${token}` },
+      });
+      const body = (await res.json()) as { code?: string };
+      return res.status === 200 ? "OK" : body.code === "permission_denied" ? "PermissionDenied" : String(res.status);
+    },
+    async graphql(domain, headers) {
+      const res = await fetch(`${tg.baseUrl}/api/graphql`, {
+        method: "POST",
+        headers: { ...headers, authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ query: `{ entitySearch(domain: "${domain}", type: "t") { entities { key } } }` }),
+      });
+      const result = (await res.json()) as ExecutionResult;
+      return result.errors ? String(result.errors[0]?.extensions?.code) : "OK";
+    },
+    async "graphql over WebSocket"(domain, headers) {
+      // The headers of the upgrade request; the token comes in connection_init.
+      class WithHeaders extends WebSocket {
+        constructor(url: string, protocols?: string | string[]) {
+          super(url, protocols, { headers });
+        }
+      }
+      const ws = createWsClient({
+        url: `${tg.baseUrl.replace(/^http/, "ws")}/api/graphql`,
+        webSocketImpl: WithHeaders,
+        retryAttempts: 0,
+        connectionParams: { authorization: `Bearer ${token}` },
+      });
+      try {
+        const result = await new Promise<FormattedExecutionResult>((resolve, reject) =>
+          ws.subscribe(
+            { query: `{ entitySearch(domain: "${domain}", type: "t") { entities { key } } }` },
+            { next: resolve, error: reject, complete: () => {} },
+          ),
+        );
+        return result.errors ? String(result.errors[0]?.extensions?.code) : "OK";
+      } finally {
+        await ws.dispose();
+      }
+    },
+  };
+
+  for (const [door, call] of Object.entries(doors)) {
+    it(`${door}: the header decides, and only the caller's headers are shown`, async () => {
+      const denied = door.startsWith("graphql") ? "PERMISSION_DENIED" : "PermissionDenied";
+      assert.equal(await call("acme", { "X-Tenant": "acme" }), "OK", "x-tenant: acme, domain acme");
+      assert.equal(await call("globex", { "X-Tenant": "acme" }), denied, "x-tenant: acme, domain globex");
+      assert.equal(await call("acme", {}), denied, "no x-tenant");
+      // A client that sends the gateway's internal door header shows the policy nothing of it.
+      assert.equal(await call("acme", { "x-tenant": "acme", "x-stategate-door": "rest" }), "OK", "door header");
+    });
+  }
+});
+
+describe("policies are compiled once", () => {
+  it("no call parses a policy again, whatever the door", async () => {
+    const before = parseCount();
+    const [tenant] = readmePolicies();
+    const tg = await startTestGateway({
+      ...auth,
+      STATEGATE_REQUEST_POLICY: b64(tenant!),
+      STATEGATE_RESPONSE_POLICY: b64("package stategate.authz\n\nallow if input.body\n"),
+    });
+    const token = await sign({ tenant: "acme" });
+    const client = tg.client({ protocol: "grpc", token });
+    try {
+      assert.ok(parseCount() >= before + 2, "start-up parsed the two policies, in this very engine");
+      const calls = async () => {
+        assert.equal(await codeOf(client.entity.set({ domain: "acme", type: "t", key: "k", values: {} })), "OK");
+        assert.equal(await codeOf(client.entity.get({ domain: "globex", type: "t", key: "k" })), "PermissionDenied");
+        assert.equal((await rest(tg, token, "GET", "/api/entity/ref/acme/t/k")).status, 200);
+        assert.equal(
+          (await graphql(tg, token, '{ entityGet(domain: "acme", type: "t", key: "k") { entity { key } } }')).errors,
+          undefined,
+        );
+      };
+      await calls(); // the first evaluation compiles the decision's reference, once
+      const warm = parseCount();
+      for (let i = 0; i < 10; i++) await calls();
+      assert.equal(parseCount(), warm, "40 calls, 80 policy evaluations, nothing parsed");
+    } finally {
+      client.close();
       await tg.close();
     }
   });

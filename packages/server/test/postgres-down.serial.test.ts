@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import { promisify } from "node:util";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient } from "@stategate/sdk-node";
+import { postgresControlCommand } from "../../../scripts/service-control.mjs";
 import type { GatewayProcess } from "./helpers.js";
 import { spawnGateway, unique, until } from "./helpers.js";
 
@@ -21,11 +22,10 @@ let gw: GatewayProcess;
 let client: NodeClient;
 let stopped = false;
 
-/** Stops or starts the local cluster, without blocking the event loop. */
+/** Stops or starts the server under test (pg_ctlcluster, or STATEGATE_TEST_POSTGRES_CTL), without blocking the event loop. */
 async function cluster(action: "start" | "stop"): Promise<void> {
-  const [version] = readdirSync("/etc/postgresql");
-  assert.ok(version, "a PostgreSQL cluster is installed");
-  await run("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", action], { timeout: 60_000 });
+  const [command, ...args] = postgresControlCommand(action);
+  await run(command, args, { timeout: 60_000 });
 }
 
 const psql = (sql: string) =>

@@ -1,11 +1,23 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { createSqliteStorage } from "@stategate/providers";
 import { Code, ConnectError, createClient } from "@stategate/sdk-node";
-import { repoRoot, spawnGateway, unique } from "./helpers.js";
+import pg from "pg";
+import {
+  dropPostgresTables,
+  repoRoot,
+  sharedBackendEnv,
+  spawnGateway,
+  testBackends,
+  unique,
+  until,
+} from "./helpers.js";
+import { createTcpCut } from "./tcp-cut.js";
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -73,10 +85,14 @@ describe("the stategate process", () => {
 
   it("ends open streams with UNAVAILABLE, closes providers and exits 0 on SIGTERM and SIGINT", async () => {
     for (const signal of ["SIGTERM", "SIGINT"] as const) {
-      const gw = await spawnGateway({ STATEGATE_DATA_DIR: tempDir() });
+      const dataDir = tempDir();
+      const db = join(dataDir, "stategate.db");
+      const gw = await spawnGateway({ STATEGATE_DATA_DIR: dataDir });
       const client = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
       const domain = unique("stop");
-      await client.entity.set({ domain, type: "t", key: "k", values: {} });
+      await client.entity.set({ domain, type: "t", key: "k", values: { n: 1 } });
+      await client.entity.edit({ domain, type: "t", key: "k", values: { n: 2 } });
+      assert.ok(existsSync(`${db}-wal`), "while it runs, SQLite writes ahead to the -wal file");
       const received: string[] = [];
       const stream = (async () => {
         for await (const { event } of client.event.stream({ domain, type: "*", afterPosition: 0n })) {
@@ -100,6 +116,121 @@ describe("the stategate process", () => {
         gw.output.some((l) => l.includes("stategate stopped")),
         "providers closed",
       );
+      assert.deepEqual(
+        gw.output.filter((l) => l.includes("provider close failed")),
+        [],
+        "every provider closed without an error",
+      );
+      // A clean close checkpoints the write-ahead log into the database file and removes it.
+      assert.ok(!existsSync(`${db}-wal`) || statSync(`${db}-wal`).size === 0, "the -wal file is gone or empty");
+      const reopened = await createSqliteStorage({ path: db });
+      try {
+        assert.deepEqual(await reopened.getEntity({ domain, type: "t", key: "k" }), {
+          domain,
+          type: "t",
+          key: "k",
+          values: { n: 2 },
+          version: 2,
+        });
+        const log = await reopened.searchEvents({ domain, type: "t", filter: [], limit: 10, offset: 0 });
+        assert.deepEqual(
+          log.map((e) => e.version),
+          [1, 2],
+          "the file opens cleanly, with every event",
+        );
+      } finally {
+        await reopened.close();
+      }
+    }
+  });
+
+  it("on SIGTERM refuses new calls while a call in flight completes OK, then exits 0", async () => {
+    // PostgreSQL behind a forwarder the test holds: the call stays in flight as long as the test wants.
+    const proxy = await createTcpCut(testBackends.postgres);
+    const tag = `stop${Math.random().toString(36).slice(2, 10)}`;
+    const env = sharedBackendEnv(tag, { storage: "postgres", cache: "memory", channel: "memory" });
+    const storage = { ...JSON.parse(env.STATEGATE_STORAGE_PROVIDER as string), addr: `127.0.0.1:${proxy.port}` };
+    let gw: Awaited<ReturnType<typeof spawnGateway>> | undefined;
+    try {
+      gw = await spawnGateway({
+        ...env,
+        STATEGATE_STORAGE_PROVIDER: JSON.stringify(storage),
+        STATEGATE_DATA_DIR: tempDir(),
+        STATEGATE_SHUTDOWN_GRACE_MS: "10000",
+      });
+      const client = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
+      const ref = { domain: unique("inflight"), type: "t", key: "k" };
+      await client.entity.set({ ...ref, values: { n: 1 } });
+
+      proxy.hold();
+      let settled = false;
+      const inFlight = client.entity.edit({ ...ref, values: { n: 2 } }).finally(() => {
+        settled = true;
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(settled, false, "the Edit waits on the held backend");
+
+      gw.child.kill("SIGTERM");
+      const running = gw;
+      await until(() => running.output.some((l) => l.includes('"msg":"shutting down"')));
+      // New calls are refused: a new connection, and a new call on the connection the Edit is in flight on.
+      const refused = await new Promise<string>((resolve) => {
+        const socket = net.connect(running.port, "127.0.0.1");
+        socket.once("connect", () => {
+          socket.destroy();
+          resolve("accepted");
+        });
+        socket.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? String(err)));
+      });
+      assert.equal(refused, "ECONNREFUSED", "the port no longer accepts connections");
+      for (const [door, c] of [
+        ["a new Connect client", createClient({ baseUrl: running.baseUrl, protocol: "connect", httpVersion: "1.1" })],
+        ["the gRPC client with the call in flight", client],
+      ] as const) {
+        const outcome = await c.entity.get(ref, { timeoutMs: 5_000 }).then(
+          () => "OK",
+          (e: unknown) => Code[ConnectError.from(e).code],
+        );
+        assert.equal(outcome, "Unavailable", `${door}: a call after SIGTERM`);
+      }
+      assert.equal(settled, false, "the Edit is still in flight");
+      assert.equal(running.child.exitCode, null, "the process waits for it");
+
+      proxy.restore();
+      const edit = await inFlight;
+      assert.equal(edit.event?.version, 2n, "the call in flight completed OK");
+      assert.deepEqual(edit.event?.entity?.values, { n: 2 });
+      const { code } = await running.exited;
+      assert.equal(code, 0, running.output.join("\n"));
+      assert.ok(running.output.some((l) => l.includes("stategate stopped")));
+      assert.deepEqual(
+        running.output.filter((l) => l.includes("provider close failed")),
+        [],
+      );
+      // What it answered is what it committed.
+      const [host, port] = testBackends.postgres.split(":");
+      const check = new pg.Client({ host, port: Number(port), user: "postgres", database: "test" });
+      await check.connect();
+      try {
+        const { rows } = await check.query<{ version: string }>(
+          `SELECT version FROM "public"."${tag}_entities" WHERE "domain" = $1 AND "key" = $2`,
+          [ref.domain, ref.key],
+        );
+        assert.deepEqual(
+          rows.map((r) => Number(r.version)),
+          [2],
+        );
+      } finally {
+        await check.end();
+      }
+    } finally {
+      proxy.restore();
+      if (gw && gw.child.exitCode === null && gw.child.signalCode === null) {
+        gw.child.kill("SIGKILL");
+        await gw.exited;
+      }
+      await proxy.close();
+      await dropPostgresTables(tag);
     }
   });
 

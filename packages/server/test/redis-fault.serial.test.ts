@@ -7,6 +7,7 @@ import { after, before, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient } from "@stategate/sdk-node";
+import { redisStartCommand } from "../../../scripts/service-control.mjs";
 import type { GatewayProcess } from "./helpers.js";
 import { dropMysqlTables, sharedBackendEnv, spawnGateways, unique, until } from "./helpers.js";
 
@@ -14,10 +15,8 @@ import { dropMysqlTables, sharedBackendEnv, spawnGateways, unique, until } from 
 const redisAddr = process.env.STATEGATE_TEST_REDIS_ADDR ?? "127.0.0.1:6379";
 const redisHost = redisAddr.slice(0, redisAddr.lastIndexOf(":"));
 const redisPort = redisAddr.slice(redisAddr.lastIndexOf(":") + 1);
-// How the server under test is started again; point this at your own when it is started differently.
-const redisStart =
-  process.env.STATEGATE_TEST_REDIS_START ??
-  `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port ${redisPort} --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log`;
+// How the server under test is started again (STATEGATE_TEST_REDIS_START when it is started differently).
+const redisStart = redisStartCommand(redisPort);
 
 const tag = `rf${Math.random().toString(36).slice(2, 10)}`;
 const dataDir = mkdtempSync(join(tmpdir(), "stategate-redis-fault-"));

@@ -1,13 +1,27 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
 import type { DescMethod, MessageInitShape } from "@bufbuild/protobuf";
-import { create, fromJson } from "@bufbuild/protobuf";
+import { create, createRegistry, fromJson, toJson } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { CacheService, EntityService, EventService, HttpRuleSchema, MutexService, PeerService } from "@stategate/api";
+import {
+  CacheService,
+  EntityService,
+  EntityServiceGetResponseSchema,
+  EventService,
+  HttpRuleSchema,
+  MutexService,
+  PeerService,
+} from "@stategate/api";
+import pino from "pino";
 import type { HttpBinding } from "../src/front/rest/index.js";
 import { createRouteTable, httpBindings } from "../src/front/rest/index.js";
 import { queryToJson } from "../src/front/rest/query.js";
+import { decodeRequest } from "../src/front/rest/request.js";
+import { responseJson, toConnectError, writeError, writeJson } from "../src/front/rest/response.js";
 import { decodeCapture, matchTemplate, parseTemplate } from "../src/front/rest/template.js";
+import { rest } from "./rest-helpers.js";
 
 const services = [EntityService, EventService, PeerService, CacheService, MutexService];
 
@@ -146,5 +160,88 @@ describe("REST query parameters", () => {
   it("refuse repeated messages and unknown keys", () => {
     assert.throws(() => read("messageType=x"), /repeated message/);
     assert.throws(() => read("options.nothing=1"), /unknown query parameter "options\.nothing"/);
+  });
+});
+
+describe('REST rules with body: "field" and response_body', () => {
+  const table = createRouteTable([
+    binding(
+      { pattern: { case: "post", value: "/v1/{domain}/{type}/{key}/values" }, body: "values" },
+      EntityService.method.set,
+    ),
+    binding({ pattern: { case: "get", value: "/v1/{domain}/{type}/{key}" }, responseBody: "entity" }),
+  ]);
+  const registry = createRegistry(...services.map((s) => s.file));
+  let server: http.Server;
+  let baseUrl: string;
+
+  // A bare HTTP server that reads requests and writes answers with the REST door's own
+  // functions. In place of the services, Set answers the request message it was given
+  // (what its handler would get) and Get answers an entity built from the path.
+  before(async () => {
+    server = http.createServer(async (req, res) => {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const match = table.match(req.method ?? "", q < 0 ? url : url.slice(0, q));
+      if (!match) return void res.writeHead(404).end();
+      try {
+        const request = await decodeRequest(match, q < 0 ? "" : url.slice(q + 1), req, 1 << 20, registry);
+        if (match.route.method === EntityService.method.set) {
+          writeJson(res, 200, toJson(match.route.method.input, request, { registry }), null);
+        } else {
+          const { domain, type, key } = request as unknown as { domain: string; type: string; key: string };
+          const output = create(EntityServiceGetResponseSchema, {
+            entity: { domain, type, key, values: { name: "Ada" }, version: 7n },
+          });
+          writeJson(res, 200, responseJson(match.route, output, registry), null);
+        }
+      } catch (err) {
+        writeError(res, toConnectError(err, pino({ level: "silent" })));
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('body: "values" fills that one field from the whole body; the query fills the others', async () => {
+    assert.equal(
+      table.match("POST", "/v1/acme/user/ada/values")?.route.body,
+      EntityService.method.set.input.field.values,
+    );
+    const res = await rest(baseUrl, "POST", "/v1/acme/user/ada/values?expectedVersion=3", {
+      name: "Ada",
+      langs: ["en"],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    assert.deepEqual(res.json, {
+      domain: "acme",
+      type: "user",
+      key: "ada",
+      values: { name: "Ada", langs: ["en"] },
+      expectedVersion: "3",
+    });
+    // The body is the field, not the message: a "values" key in it is a key of the Struct.
+    const nested = await rest(baseUrl, "POST", "/v1/acme/user/ada/values", { values: { name: "Ada" } });
+    assert.deepEqual(nested.json.values, { values: { name: "Ada" } });
+  });
+
+  it("a query parameter for the body field is 400 naming it", async () => {
+    const res = await rest(baseUrl, "POST", "/v1/acme/user/ada/values?values=x", { name: "Ada" });
+    assert.equal(res.status, 400, JSON.stringify(res.json));
+    assert.equal(res.json.code, "invalid_argument");
+    assert.match(res.json.message, /"values": the field goes in the request body/);
+    // Nor can the query reach inside it: a Struct has no fields to name.
+    const inside = await rest(baseUrl, "POST", "/v1/acme/user/ada/values?values.name=x", { name: "Ada" });
+    assert.equal(inside.status, 400, JSON.stringify(inside.json));
+    assert.match(inside.json.message, /"values\.name"/);
+  });
+
+  it("response_body answers with that field alone, in the proto3 JSON mapping", async () => {
+    const res = await rest(baseUrl, "GET", "/v1/acme/user/ada");
+    assert.equal(res.status, 200, JSON.stringify(res.json));
+    assert.deepEqual(res.json, { domain: "acme", type: "user", key: "ada", values: { name: "Ada" }, version: "7" });
   });
 });

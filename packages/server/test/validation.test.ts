@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { CacheService, EntityService, EventService, MutexService, PeerService } from "@stategate/api";
 import type { StategateClient } from "@stategate/sdk-node";
 import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
+import { hasRules, validate } from "../src/services/rules.js";
 import type { TestGateway } from "./helpers.js";
 import { protocols, startTestGateway, take, unique } from "./helpers.js";
 
@@ -46,6 +48,16 @@ function badCalls(c: StategateClient, domain: string): [string, string, () => Pr
       "filter with an empty path segment",
       "filter",
       () => c.entity.search({ domain, type: "user", filter: '{"a..b":1}' }),
+    ],
+    [
+      "filter path segment starting with a dash (MariaDB cannot address it)",
+      "filter",
+      () => c.entity.search({ domain, type: "user", filter: '{"a.-b":1}' }),
+    ],
+    [
+      "sort field starting with a dash",
+      "sort",
+      () => c.event.search({ domain, type: "user", sort: { field: "-n", desc: false } }),
     ],
     [
       "sort field with a quote",
@@ -272,5 +284,27 @@ describe("limits", () => {
     );
     await client.entity.set({ ...ref, values: { blob: "x".repeat(1024 * 1024) } });
     assert.equal((await client.entity.get(ref)).entity?.version, 1n);
+  });
+});
+
+describe("the one rule table", () => {
+  it("has rules for the request of every method of the five services", () => {
+    const methods = [EntityService, EventService, PeerService, CacheService, MutexService].flatMap((s) => s.methods);
+    // Entity: Set, Edit, Revert, Get, Del, Search; Event: Stream, Search, Get; Peer: Broadcast, Stream;
+    // Cache: Set, Get, Del; Mutex: Lock, Unlock. The count keeps the loop below from passing over nothing.
+    assert.equal(methods.length, 16);
+    const missing = methods.filter((m) => !hasRules(m.input.typeName)).map((m) => `${m.parent.name}.${m.name}`);
+    assert.deepEqual(missing, [], "every request is checked before its handler runs");
+  });
+
+  it("fails closed on a request type it has no rules for", () => {
+    for (const typeName of ["stategate.v1.EntityServiceFutureRequest", "toString", "__proto__"]) {
+      assert.equal(hasRules(typeName), false, typeName);
+      assert.throws(
+        () => validate(typeName, {}),
+        (e) => ConnectError.from(e).code === Code.Internal && /no input rules/.test(ConnectError.from(e).rawMessage),
+        typeName,
+      );
+    }
   });
 });

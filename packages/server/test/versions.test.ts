@@ -69,6 +69,59 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.deepEqual(last?.entity?.values, entity?.values, "the last event equals Get");
     });
 
+    it("20 concurrent Edits, half expecting version 1 after version 2 exists: exactly 10 OK and 10 ABORTED", async () => {
+      const client = tg.client({ protocol, binary: protocol === "grpc" });
+      const ref = { domain: unique("ver-det"), type: "counter", key: "c1" };
+      await client.entity.set({ ...ref, values: { base: true } });
+      await client.entity.edit({ ...ref, values: { second: true }, expectedVersion: 1n });
+
+      // Version 2 exists before any of these is sent: every Edit expecting 1 is stale whatever the order.
+      const results = await Promise.allSettled(
+        Array.from({ length: 20 }, (_, i) =>
+          i % 2 === 0
+            ? client.entity.edit({ ...ref, values: { [`fresh${i}`]: i } })
+            : client.entity.edit({ ...ref, values: { [`stale${i}`]: i }, expectedVersion: 1n }),
+        ),
+      );
+
+      const ok = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      const aborted = results.flatMap((r, i) =>
+        r.status === "rejected" && ConnectError.from(r.reason).code === Code.Aborted ? [i] : [],
+      );
+      assert.equal(ok.length, 10, "exactly 10 OK");
+      assert.equal(aborted.length, 10, "exactly 10 ABORTED");
+      assert.deepEqual(ok, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18], "the OK ones are those without an expected version");
+      assert.deepEqual(aborted, [1, 3, 5, 7, 9, 11, 13, 15, 17, 19], "the ABORTED ones are the stale ones");
+      const okVersions = ok.map((i) => (results[i] as PromiseFulfilledResult<{ event?: { version: bigint } }>).value);
+      assert.deepEqual(
+        okVersions.map((r) => r.event?.version).sort((a, b) => Number((a ?? 0n) - (b ?? 0n))),
+        Array.from({ length: 10 }, (_, i) => BigInt(i + 3)),
+        "the OK Edits wrote versions 3 to 12, one each",
+      );
+
+      const { entity } = await client.entity.get(ref);
+      const values = entity?.values ?? {};
+      for (const i of ok) assert.equal(values[`fresh${i}`], i, `edit ${i} is in the final state`);
+      for (const i of aborted) assert.equal(values[`stale${i}`], undefined, `stale edit ${i} left no trace`);
+      assert.deepEqual(Object.keys(values).sort(), ["base", "second", ...ok.map((i) => `fresh${i}`)].sort());
+
+      const { events } = await client.event.search({ ...ref, limit: 1000 });
+      assert.equal(events.length, 12, "1 Set + 1 Edit + 10 OK Edits");
+      assert.deepEqual(
+        events.map((e) => e.version),
+        Array.from({ length: 12 }, (_, i) => BigInt(i + 1)),
+        "versions are 1..12 with no gap",
+      );
+      for (const e of events) {
+        for (const i of aborted)
+          assert.equal(e.entity?.values?.[`stale${i}`], undefined, "no event holds a stale edit");
+      }
+      const last = events.at(-1);
+      assert.equal(entity?.version, 12n);
+      assert.equal(last?.version, entity?.version);
+      assert.deepEqual(last?.entity?.values, entity?.values, "the last event equals Get");
+    });
+
     it("an expected version that matches wins exactly once among racers", async () => {
       const client = tg.client({ protocol });
       const ref = { domain: unique("race"), type: "doc", key: "d" };

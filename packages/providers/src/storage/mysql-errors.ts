@@ -4,7 +4,13 @@
  * in wrapped errors, so they never carry the address, credentials or SQL. The
  * original error rides along as `cause` for the gateway's internal log only.
  */
-import { ProviderClosedError, ProviderUnavailableError, ValueTooLargeError, VersionConflictError } from "../errors.js";
+import {
+  ProviderClosedError,
+  ProviderTimeoutError,
+  ProviderUnavailableError,
+  ValueTooLargeError,
+  VersionConflictError,
+} from "../errors.js";
 
 const provider = "mysql";
 
@@ -34,11 +40,23 @@ const unavailable: Record<string, string> = {
   HANDSHAKE_SSL_ERROR: "the TLS handshake with the server failed",
 };
 
+// The server itself ended the statement at a time limit: it is up and
+// answering, the call just took too long. Keyed by errno, as MariaDB's
+// max_statement_time (1969) has no name in mysql2's table, which is MySQL's.
+// A timeout on our side (ETIMEDOUT, PROTOCOL_SEQUENCE_TIMEOUT) is not one of
+// these: a server that does not answer may be gone.
+const serverTimeouts: Record<number, string> = {
+  1205: "timed out waiting for a lock", // ER_LOCK_WAIT_TIMEOUT: innodb_lock_wait_timeout
+  1969: "the statement ran past the server's time limit", // MariaDB ER_STATEMENT_TIMEOUT: max_statement_time
+  3024: "the statement ran past the server's time limit", // MySQL ER_QUERY_TIMEOUT: max_execution_time
+};
+
 // The server's ER_NET_PACKET_TOO_LARGE and the client library's CR_ twin.
 const tooLarge = new Set(["ER_NET_PACKET_TOO_LARGE", "CR_NET_PACKET_TOO_LARGE"]);
 
 interface DriverError {
   code?: unknown;
+  errno?: unknown;
   fatal?: unknown;
   message?: unknown;
   sqlMessage?: unknown;
@@ -78,12 +96,16 @@ export interface ErrorContext {
 
 /**
  * Maps anything a mysql2 call threw to the error a Storage method throws:
- * ProviderUnavailableError, VersionConflictError, ValueTooLargeError or
+ * ProviderUnavailableError (ProviderTimeoutError for a statement the server
+ * ended at its time limit), VersionConflictError, ValueTooLargeError or
  * ProviderClosedError; other errors (our own, or SQL errors that are bugs)
  * are returned unchanged for the gateway to log as internal.
  */
 export function mysqlError(error: unknown, context: ErrorContext = {}): unknown {
-  const { code, fatal, message } = driverError(error);
+  const { code, errno, fatal, message } = driverError(error);
+  if (typeof errno === "number" && Object.hasOwn(serverTimeouts, errno)) {
+    return new ProviderTimeoutError(provider, serverTimeouts[errno] as string, { cause: error });
+  }
   if (typeof code === "string") {
     const reason = Object.hasOwn(unavailable, code) ? unavailable[code] : undefined;
     if (reason !== undefined) {

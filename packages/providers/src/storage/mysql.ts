@@ -77,9 +77,11 @@ interface EventRow extends RowDataPacket {
   time: string;
 }
 
-// The pool asks for JSON as text; should a driver or server hand over a parsed
-// value or bytes anyway, the caller still gets the same object.
-function parseJson(value: unknown): JsonObject {
+/**
+ * Reads a JSON column: text (what the pool asks for), bytes, or a value a
+ * driver or server already parsed all give the same object.
+ */
+export function parseJson(value: unknown): JsonObject {
   if (typeof value === "string") return JSON.parse(value) as JsonObject;
   if (Buffer.isBuffer(value)) return JSON.parse(value.toString("utf8")) as JsonObject;
   return value as JsonObject;

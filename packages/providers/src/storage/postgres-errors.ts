@@ -5,13 +5,25 @@
  * original error rides along as `cause` for the gateway's internal log only.
  */
 import { DatabaseError } from "pg";
-import { ProviderClosedError, ProviderUnavailableError, ValueTooLargeError, VersionConflictError } from "../errors.js";
+import {
+  ProviderClosedError,
+  ProviderTimeoutError,
+  ProviderUnavailableError,
+  ValueTooLargeError,
+  VersionConflictError,
+} from "../errors.js";
 import { versionFence } from "./postgres-schema.js";
 
 const provider = "postgres";
 
 const lost = "lost the connection to the server";
 const timedOut = "timed out waiting for the server";
+
+// The server itself ended the statement at a time limit (statement_timeout,
+// lock_timeout): it is up and answering, the call just took too long. A read
+// timeout on our side ("Query read timeout") is not one of these: a server that
+// does not answer may be gone.
+const serverTimeouts = new Set(["57014", "55P03"]);
 
 // Node's socket and DNS codes: the server cannot be reached, or went away.
 const socketCodes: Record<string, string> = {
@@ -165,7 +177,8 @@ function unavailableReason(error: unknown): string | undefined {
 
 /**
  * Maps anything a pg call threw to the error a Storage method throws:
- * ProviderUnavailableError, VersionConflictError, ValueTooLargeError or
+ * ProviderUnavailableError (ProviderTimeoutError for a statement the server
+ * ended at its time limit), VersionConflictError, ValueTooLargeError or
  * ProviderClosedError; other errors (our own, or SQL errors that are bugs)
  * are returned unchanged for the gateway to log as internal.
  */
@@ -174,10 +187,11 @@ export function postgresError(error: unknown, context: ErrorContext = {}): unkno
     return error;
   }
   const reason = unavailableReason(error);
-  if (reason !== undefined) {
-    return new ProviderUnavailableError(provider, reason, { cause: error });
-  }
   const state = serverState(error);
+  if (reason !== undefined) {
+    const timedOutHere = state !== undefined && serverTimeouts.has(state);
+    return new (timedOutHere ? ProviderTimeoutError : ProviderUnavailableError)(provider, reason, { cause: error });
+  }
   if (state !== undefined && tooLarge.has(state) && context.size !== undefined) {
     return new ValueTooLargeError(context.size.limitBytes, context.size.actualBytes);
   }

@@ -47,8 +47,9 @@ export interface PostgresStorageOptions {
   /** How long opening a connection, or waiting for a free one, may take before the call fails as unavailable. Default 10000. */
   connectTimeoutMs?: number;
   /**
-   * How long one statement may run (the server's statement_timeout) before the call fails as unavailable;
-   * a session idle this long inside a transaction is ended by the server. Default 30000.
+   * How long one statement may run (the server's statement_timeout) before the call fails with
+   * ProviderTimeoutError (DEADLINE_EXCEEDED at the gateway); a session idle this long inside a
+   * transaction is ended by the server. Default 30000.
    */
   statementTimeoutMs?: number;
   /** `true`: TLS, with the server's certificate checked against Node's CAs and the host name. Default off. */

@@ -8,6 +8,7 @@ import type { Logger } from "pino";
 import type { Config, PolicySource } from "../config.js";
 import { ConfigError } from "../config.js";
 import { kClaims } from "../context.js";
+import { callerHeaders } from "./metadata.js";
 
 /** The rule every policy decides with: true allows; false, undefined or anything else denies. */
 export const DECISION = "data.stategate.authz.allow";
@@ -107,7 +108,8 @@ export function policyInterceptors(policies: Policies, auth: Config["auth"], log
     const base: Base = {
       claims: req.contextValues.get(kClaims),
       method: `/${req.service.typeName}/${req.method.name}`,
-      metadata: Object.fromEntries(req.header),
+      // The caller's headers, the same on every door (REST and GraphQL pass them on).
+      metadata: callerHeaders(req.header),
       client_stream: kind === "client_streaming" || kind === "bidi_streaming",
       server_stream: kind === "server_streaming" || kind === "bidi_streaming",
     };

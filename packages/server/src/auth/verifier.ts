@@ -20,8 +20,16 @@ const anonymous: Identity = { claims: {} };
 /**
  * Builds the verifier for the configured mode. With JWT, tokens are checked
  * against the remote key set (cached, refetched for an unknown `kid` at most
- * once per cooldown), for signature, allowed `alg`, exp, nbf, and iss/aud when
- * configured, all with the clock-skew allowance.
+ * once per cooldown, and refreshed past its max age), for signature, allowed
+ * `alg`, exp, nbf, and iss/aud when configured, all with the clock-skew
+ * allowance.
+ *
+ * When a fetch of the key set fails (unreachable, timed out, not 200, not a
+ * key set), the failure is remembered for one cooldown: meanwhile calls are
+ * verified with the keys fetched before, without fetching again, so they do
+ * not each wait for a JWKS that hangs; a token whose key is not among them is
+ * UNAVAILABLE (the gateway cannot tell whether the key exists), as is any
+ * token when no keys were ever fetched.
  */
 export function createVerifier(config: AuthConfig, log: Logger): Verifier {
   if (config.mode !== "jwt" || !config.jwksUri) return async () => anonymous;
@@ -38,6 +46,24 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
     audience: config.audience,
     clockTolerance: config.clockSkewSeconds,
   };
+  /** When a fetch of the key set last failed (ms since the epoch). */
+  let failedAt = Number.NEGATIVE_INFINITY;
+  const failing = () => Date.now() < failedAt + config.jwksCooldownMs;
+  let local: { json: string; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
+
+  /** Verifies with the keys fetched before, without fetching: UNAVAILABLE when none of them fits. */
+  const verifyCached = async (token: string): Promise<JWTPayload> => {
+    const cached = remote.jwks();
+    if (!cached) throw unavailable();
+    const json = JSON.stringify(cached);
+    if (local?.json !== json) local = { json, keys: createLocalJWKSet(cached) };
+    try {
+      return (await jwtVerify(token, local.keys, options)).payload;
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey) throw unavailable();
+      throw toUnauthenticated(err);
+    }
+  };
 
   return async (authorization) => {
     if (!authorization) throw unauthenticated("missing bearer token");
@@ -46,24 +72,23 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
     if (!match?.[1]) throw unauthenticated('authorization must be "Bearer <token>"');
     const token = match[1];
     let payload: JWTPayload;
-    try {
-      ({ payload } = await jwtVerify(token, remote, options));
-    } catch (err) {
-      if (!isUnreachable(err)) throw toUnauthenticated(err);
-      // The key set cannot be fetched right now: the keys fetched before still count.
-      const cached = remote.jwks();
-      if (!cached) {
-        log.warn({ err }, "JWKS unreachable or unusable, and no keys cached");
-        throw new ConnectError("cannot verify tokens right now", Code.Unavailable);
-      }
+    if (failing()) payload = await verifyCached(token);
+    else {
       try {
-        ({ payload } = await jwtVerify(token, createLocalJWKSet(cached), options));
-      } catch (again) {
-        if (again instanceof errors.JWKSNoMatchingKey) {
-          log.warn({ err }, "JWKS unreachable or unusable, and no cached key matches");
-          throw new ConnectError("cannot verify tokens right now", Code.Unavailable);
+        ({ payload } = await jwtVerify(token, remote, options));
+      } catch (err) {
+        if (!isUnreachable(err)) throw toUnauthenticated(err);
+        // The key set cannot be fetched right now: the keys fetched before still count,
+        // and no call fetches again until the cooldown has passed.
+        // Calls that were waiting on the same fetch log it once.
+        if (!failing()) {
+          log.warn(
+            { err, retryInMs: config.jwksCooldownMs, cachedKeys: remote.jwks()?.keys.length ?? 0 },
+            "JWKS unreachable or unusable: verifying with the keys fetched before",
+          );
         }
-        throw toUnauthenticated(again);
+        failedAt = Date.now();
+        payload = await verifyCached(token);
       }
     }
     // Claims are recorded on events: they must be storable and readable through every door.
@@ -71,6 +96,10 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
     if (problem) throw unauthenticated(`token claims ${problem}`);
     return { claims: payload as JsonObject, expiresAtMs: payload.exp === undefined ? undefined : payload.exp * 1000 };
   };
+}
+
+function unavailable(): ConnectError {
+  return new ConnectError("cannot verify tokens right now", Code.Unavailable);
 }
 
 function unauthenticated(reason: string): ConnectError {

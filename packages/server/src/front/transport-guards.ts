@@ -1,5 +1,5 @@
-import { Http2ServerResponse } from "node:http2";
 import type { AnyRequest, AnyResponse } from "./door.js";
+import { DOOR_HEADER } from "./door.js";
 
 /**
  * The longest deadline the gateway keeps, in milliseconds (about 24.8 days):
@@ -38,16 +38,27 @@ export function dropUnkeepableDeadline(req: AnyRequest): void {
 }
 
 /**
- * Wakes whatever waits to write to an HTTP/2 response whose stream closed.
- * Node 20 may never call back a write that was waiting on flow control when its
- * stream is destroyed (nodejs/node#58252), nor emit 'drain' or 'error': a
- * server stream writing to a client that dropped its connection would wait
- * forever, holding its subscription and never logging its end. A 'drain'
- * after the close makes the writer try again and learn the stream is gone.
+ * Wakes whatever waits to write to a response whose stream or connection
+ * closed. Node 20 may never call back a write that was waiting on flow control
+ * when its HTTP/2 stream is destroyed (nodejs/node#58252), nor emit 'drain' or
+ * 'error'; an HTTP/1.1 response whose socket is destroyed (a slow client cut,
+ * a client gone) emits neither either. A server stream writing to such a
+ * client would wait forever, holding its subscription and never logging its
+ * end. A 'drain' after the close makes the writer try again and learn the
+ * stream is gone.
  */
 export function wakeWritersOnClose(res: AnyResponse): void {
-  if (!(res instanceof Http2ServerResponse)) return;
   res.once("close", () => res.emit("drain"));
+}
+
+/**
+ * Drops a client's `x-stategate-door`: only the in-process REST and GraphQL
+ * doors may name the door of a call, on the calls they make themselves. A
+ * gRPC call sending `x-stategate-door: rest` must still count as gRPC in
+ * metrics and logs, and a policy must not see a door the client made up.
+ */
+export function dropClientDoor(req: AnyRequest): void {
+  delete req.headers[DOOR_HEADER];
 }
 
 /** Wraps the gateway's request handler with the guards above. */
@@ -55,6 +66,7 @@ export function guardTransport<Req extends AnyRequest, Res extends AnyResponse>(
   handler: (req: Req, res: Res) => void,
 ): (req: Req, res: Res) => void {
   return (req, res) => {
+    dropClientDoor(req);
     dropUnkeepableDeadline(req);
     wakeWritersOnClose(res);
     handler(req, res);

@@ -1,4 +1,5 @@
 import type { Cache, Channel, Storage, Topic } from "@stategate/providers";
+import { VersionConflictError } from "@stategate/providers";
 import type { GatewayMetrics, ProviderKind } from "./metrics.js";
 
 const storageOperations = [
@@ -19,7 +20,8 @@ const channelOperations = ["publish", "subscribe", "ping"] as const satisfies re
 
 /**
  * A view of `target` whose listed async methods record their latency and
- * failures; everything else passes through untouched. The `operation` label
+ * failures (the backend failed, not "not found" nor a version conflict);
+ * everything else passes through untouched. The `operation` label
  * comes from the fixed list, so it stays bounded.
  */
 function instrument<T extends { readonly name: string }>(
@@ -40,7 +42,10 @@ function instrument<T extends { readonly name: string }>(
         onSuccess?.(operation, args);
         return result;
       } catch (err) {
-        metrics.providerErrors.inc(labels);
+        // A version conflict is the commit's answer (another writer was first), like a
+        // miss is a get's: the backend did its work. Counting it would page an operator
+        // for contention. Misses are not errors at all: they return undefined or false.
+        if (!(err instanceof VersionConflictError)) metrics.providerErrors.inc(labels);
         throw err;
       } finally {
         stop();

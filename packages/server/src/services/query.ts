@@ -10,7 +10,10 @@ import type { FilterTerm, SortSpec } from "@stategate/providers";
 const MAX_FILTER_TERMS = 32;
 /** Longest dot path accepted in a filter or sort field. */
 const MAX_PATH_SEGMENTS = 16;
-const segmentPattern = /^[^"\\\p{Cc}]{1,128}$/u;
+// A segment may not start with "-": MariaDB's JSON paths cannot name such a
+// member at all (`$."-a"` finds nothing however it is quoted), and a search
+// must find the same on every backend.
+const segmentPattern = /^[^"\\\p{Cc}-][^"\\\p{Cc}]{0,127}$/u;
 
 /** Splits "address.city" into ["address", "city"]; throws with a reason when unusable. */
 export function parsePath(field: string): string[] {
@@ -20,7 +23,7 @@ export function parsePath(field: string): string[] {
   for (const segment of segments) {
     if (!segmentPattern.test(segment)) {
       throw new Error(
-        `"${field}" is not a dot path: segments are 1-128 characters without quotes, backslashes or control characters`,
+        `"${field}" is not a dot path: segments are 1-128 characters without quotes, backslashes or control characters, not starting with "-"`,
       );
     }
   }

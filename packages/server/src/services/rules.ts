@@ -211,11 +211,13 @@ const rules: Record<string, Rule[]> = {
 
 /**
  * Checks a request message against its rules; throws INVALID_ARGUMENT naming
- * the first field that breaks one.
+ * the first field that breaks one. A request type without rules fails closed
+ * (INTERNAL): a method added to the contract must get its rules here before
+ * it can be called, rather than run unchecked.
  */
 export function validate(typeName: string, message: Record<string, unknown>): void {
-  const list = rules[typeName];
-  if (!list) return;
+  const list = Object.hasOwn(rules, typeName) ? rules[typeName] : undefined;
+  if (!list) throw new ConnectError(`no input rules for ${typeName}`, Code.Internal);
   for (const [field, local, check] of list) {
     const problem = check(message[local]);
     if (problem !== undefined) {
@@ -226,7 +228,7 @@ export function validate(typeName: string, message: Record<string, unknown>): vo
 
 /** Whether a request type has rules; lets a test prove every request is covered. */
 export function hasRules(typeName: string): boolean {
-  return typeName in rules;
+  return Object.hasOwn(rules, typeName);
 }
 
 /**

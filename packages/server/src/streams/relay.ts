@@ -13,6 +13,14 @@ export interface RelayOptions {
   intervalMs?: number;
   /** How old an unpublished event must be before the sweep takes it over from its committing call. */
   graceMs?: number;
+  /**
+   * Takes the sweep for this gateway alone among all gateways sharing the
+   * storage, resolving what releases it, or undefined while another gateway
+   * sweeps. Two gateways sweeping at once would both relay the same event, and
+   * a consumer group with a member on each would get it twice. Without it
+   * every sweep runs.
+   */
+  claimSweep?: () => Promise<(() => Promise<void>) | undefined>;
 }
 
 /**
@@ -29,6 +37,7 @@ export class EventRelay {
   private sweeping = false;
   private readonly intervalMs: number;
   private readonly graceNs: bigint;
+  private readonly claimSweep: RelayOptions["claimSweep"];
 
   constructor(
     private readonly storage: Storage,
@@ -38,6 +47,7 @@ export class EventRelay {
   ) {
     this.intervalMs = options.intervalMs ?? 1_000;
     this.graceNs = BigInt(options.graceMs ?? 2_000) * 1_000_000n;
+    this.claimSweep = options.claimSweep;
   }
 
   /** Starts sweeping the outbox. */
@@ -61,12 +71,22 @@ export class EventRelay {
     }
   }
 
-  /** Publishes what the outbox still holds; one sweep at a time. */
+  /** Publishes what the outbox still holds; one sweep at a time, across gateways when `claimSweep` is given. */
   async sweep(): Promise<number> {
     if (this.sweeping) return 0;
     this.sweeping = true;
     let relayed = 0;
+    let release: (() => Promise<void>) | undefined;
     try {
+      if (this.claimSweep) {
+        try {
+          release = await this.claimSweep();
+          if (release === undefined) return 0; // another gateway sweeps now
+        } catch (err) {
+          // Better an event twice than never: sweep without the claim.
+          this.log.warn({ err }, "could not claim the outbox sweep; sweeping anyway");
+        }
+      }
       const records = await this.storage.unpublishedEvents(nowNs() - this.graceNs, 500);
       for (const record of records) {
         try {
@@ -85,6 +105,10 @@ export class EventRelay {
     } catch (err) {
       this.log.warn({ err, relayed }, "outbox sweep failed; will retry");
     } finally {
+      // Marked before the claim goes, so the next gateway to sweep does not relay them again.
+      clearTimeout(this.markTimer);
+      await this.flushMarks();
+      await release?.().catch((err: unknown) => this.log.warn({ err }, "could not release the outbox sweep"));
       this.sweeping = false;
     }
     return relayed;

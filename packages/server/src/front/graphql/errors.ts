@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ExecutionResult } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
+import { httpStatus } from "../../errors.js";
 import type { DoorContext } from "../door.js";
 
 /**
@@ -42,7 +43,9 @@ const yogaCodes: Record<string, Code> = {
  * Gives every error of a result a gRPC code, as the resolvers' errors have:
  * Yoga's own codes are translated, and an error without a code is
  * INVALID_ARGUMENT when the request was refused before it ran (syntax,
- * validation, variables: there is no `data`), INTERNAL otherwise.
+ * validation, variables: there is no `data`), INTERNAL otherwise. An error
+ * Yoga answers with an HTTP status of its own gets its code's status from the
+ * shared table instead (see `tableStatus`).
  */
 export function withGrpcCodes<T extends ExecutionResult>(result: T): T {
   if (!result.errors?.length) return result;
@@ -60,8 +63,23 @@ function recoded(error: GraphQLError, fallback: Code): GraphQLError {
     positions: error.positions,
     path: error.path,
     originalError: error.originalError,
-    extensions: { ...error.extensions, code: grpcCodeName(code) },
+    extensions: { ...error.extensions, code: grpcCodeName(code), ...tableStatus(error.extensions?.http, code) },
   });
+}
+
+/**
+ * The status of a request Yoga refuses before it runs, from the code→status
+ * table that REST uses too: a body past STATEGATE_MAX_REQUEST_BYTES is
+ * RESOURCE_EXHAUSTED, so 429 on both doors rather than Yoga's 413. A 405 stays:
+ * it answers a method (a mutation over GET), with the Allow header that goes
+ * with it, not a code. Errors Yoga gives no status keep GraphQL over HTTP's
+ * (200 for a request that ran, its errors in `errors`).
+ */
+function tableStatus(http: unknown, code: Code): { http?: Record<string, unknown> } {
+  if (typeof http !== "object" || http === null) return {};
+  const { status } = http as { status?: unknown };
+  if (typeof status !== "number" || status === 405) return {};
+  return { http: { ...http, status: httpStatus[code] } };
 }
 
 /** The Yoga plugin that applies `withGrpcCodes` to every answer that is not a stream. */

@@ -5,6 +5,7 @@ import type { GraphQLParams, Plugin, YogaLogger } from "graphql-yoga";
 import { createYoga } from "graphql-yoga";
 import type { Logger } from "pino";
 import type { AnyRequest, AnyResponse, DoorContext } from "../door.js";
+import { requestDeadline } from "./deadline.js";
 import { useGrpcCodes } from "./errors.js";
 import { renderGraphiql } from "./graphiql.js";
 import { parseOperation } from "./limits.js";
@@ -39,7 +40,9 @@ export function createGraphqlHttp(
     schema,
     graphqlEndpoint: path,
     context: ({ request }) => ({
-      headers: callHeaders(ctx, request.headers.get("authorization"), request.headers.get("x-request-id")),
+      headers: callHeaders(ctx, request.headers),
+      // `connect-timeout-ms` or `grpc-timeout` bounds the whole operation, as on REST.
+      deadline: requestDeadline((name) => request.headers.get(name)),
     }),
     graphiql: { title: "stategate GraphiQL", endpoint: path, subscriptionsProtocol: "SSE", defaultQuery },
     renderGraphiQL: renderGraphiql,

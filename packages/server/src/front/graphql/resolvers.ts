@@ -2,22 +2,32 @@ import type { DescMethod, DescService, JsonValue, Message } from "@bufbuild/prot
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import type { HeaderSource } from "../../auth/metadata.js";
+import { callerHeaders } from "../../auth/metadata.js";
 import { shuttingDown } from "../../errors.js";
 import { checkJson } from "../../services/rules.js";
 import { linkSignals } from "../../streams/signals.js";
 import type { DoorContext } from "../door.js";
+import { remainingMs } from "./deadline.js";
 import { toGraphqlError } from "./errors.js";
 
-/** What a resolver knows of the request that carried the operation: the headers to pass on to the RPC. */
+/** What a resolver knows of the request that carried the operation. */
 export interface CallContext {
+  /** The headers to pass on to the RPC. */
   headers: Headers;
+  /** When the operation's calls must be done by (`Date.now()` time), from the request's deadline header; see deadline.ts. */
+  deadline?: number;
 }
 
-/** The headers a GraphQL request passes on to the RPCs it makes: the credentials and the request id. */
-export function callHeaders(ctx: DoorContext, authorization: unknown, requestId: unknown): Headers {
-  const headers = new Headers({ [ctx.doorHeader]: "graphql" });
+/**
+ * The headers a GraphQL request passes on to the RPCs it makes: the caller's
+ * (as policies see them on every door: see auth/metadata.ts), with
+ * `authorization` replaced when the WebSocket's connection_init gives one.
+ */
+export function callHeaders(ctx: DoorContext, source: HeaderSource, authorization?: unknown): Headers {
+  const headers = new Headers(callerHeaders(source));
   if (typeof authorization === "string" && authorization) headers.set("authorization", authorization);
-  if (typeof requestId === "string" && requestId) headers.set("x-request-id", requestId);
+  headers.set(ctx.doorHeader, "graphql");
   return headers;
 }
 
@@ -68,7 +78,10 @@ export function createCaller(ctx: DoorContext): Caller {
   return {
     async unary(method, args, context) {
       try {
-        const response = (await invoke(method, args, { headers: context.headers })) as Message;
+        const response = (await invoke(method, args, {
+          headers: context.headers,
+          timeoutMs: remainingMs(context.deadline),
+        })) as Message;
         return output(method, response);
       } catch (err) {
         throw toGraphqlError(err, ctx);
@@ -103,9 +116,13 @@ export function createCaller(ctx: DoorContext): Caller {
         async next() {
           if (done) return finished;
           try {
-            messages ??= (invoke(method, args, { headers: context.headers, signal }) as AsyncIterable<Message>)[
-              Symbol.asyncIterator
-            ]();
+            messages ??= (
+              invoke(method, args, {
+                headers: context.headers,
+                signal,
+                timeoutMs: remainingMs(context.deadline),
+              }) as AsyncIterable<Message>
+            )[Symbol.asyncIterator]();
             const next = await messages.next();
             if (done) return finish();
             if (next.done) return ctx.shutdown.aborted ? last(shuttingDown()) : finish();

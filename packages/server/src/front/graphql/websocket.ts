@@ -60,11 +60,13 @@ export function createGraphqlWebSocket(
         if (errors) return errors;
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables };
       },
+      // No deadline: a deadline header on the upgrade would belong to the socket, not to
+      // one of its operations (see deadline.ts). A client ends an operation with `complete`.
       context: ({ connectionParams, extra }): CallContext => ({
         headers: callHeaders(
           ctx,
-          connectionParams?.authorization ?? connectionParams?.Authorization ?? extra.request.headers.authorization,
-          extra.request.headers["x-request-id"],
+          extra.request.headers,
+          connectionParams?.authorization ?? connectionParams?.Authorization,
         ),
       }),
     },

@@ -4,6 +4,7 @@ import type { CallOptions } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { callerHeaders } from "../../auth/metadata.js";
 import { checkJson } from "../../services/rules.js";
 import type { AnyRequest } from "../door.js";
 import { keptDeadline } from "../transport-guards.js";
@@ -11,9 +12,6 @@ import type { Taken } from "./query.js";
 import { queryToJson, setPath, urlValueToJson } from "./query.js";
 import type { RouteMatch } from "./routes.js";
 import { decodeCapture } from "./template.js";
-
-/** Request headers passed on to the call; the rest stay at the door. */
-const forwarded = ["authorization", "x-request-id"] as const;
 
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
@@ -147,16 +145,13 @@ async function readBody(req: AnyRequest, maxBytes: number): Promise<string> {
 }
 
 /**
- * The call options for the in-process call: the headers that matter
- * (authorization, x-request-id), the door's name for the log, and a deadline
+ * The call options for the in-process call: the caller's headers (as
+ * policies see them on every door: see auth/metadata.ts), the door's name for the log, and a deadline
  * from `connect-timeout-ms` or `grpc-timeout`, read as the RPC doors read them.
  */
 export function callOptions(req: AnyRequest, doorHeader: string): CallOptions {
-  const headers = new Headers({ [doorHeader]: "rest" });
-  for (const name of forwarded) {
-    const value = req.headers[name];
-    if (typeof value === "string") headers.set(name, value);
-  }
+  const headers = new Headers(callerHeaders(req.headers));
+  headers.set(doorHeader, "rest");
   const header = (name: string) => {
     const value = req.headers[name];
     return typeof value === "string" ? value : null;
