@@ -139,10 +139,11 @@ function splitAddr(addr) {
   const at = addr.lastIndexOf(":");
   return { host: addr.slice(0, at), port: Number(addr.slice(at + 1)) };
 }
-const mysqlAddr = splitAddr(process.env.STATEGATE_TEST_MYSQL_ADDR ?? "127.0.0.1:3306");
+const mysqlAddr = process.env.STATEGATE_TEST_MYSQL_ADDR ?? "127.0.0.1:3306";
 const memcachedAddr = process.env.STATEGATE_TEST_MEMCACHED_ADDR ?? "127.0.0.1:11211";
 const natsAddr = process.env.STATEGATE_TEST_NATS_ADDR ?? "127.0.0.1:4222";
-const mysqlOptions = { ...mysqlAddr, user: "root", password: "", database: "test" };
+/** The gateways' MySQL storage options; the direct path builds its pool from them as the adapter does. */
+const mysqlOptions = { addr: mysqlAddr, user: "root", password: "", database: "test" };
 
 // Every run gets names of its own, so a smoke run inside `npm test` and a
 // full run never share tables, cache keys or subjects. The full run reuses
@@ -233,15 +234,7 @@ async function gateway(name, env) {
   };
 }
 
-const mysqlProvider = (prefix) =>
-  JSON.stringify({
-    name: "mysql",
-    ...{ addr: `${mysqlAddr.host}:${mysqlAddr.port}` },
-    user: "root",
-    password: "",
-    database: "test",
-    tablePrefix: prefix,
-  });
+const mysqlProvider = (prefix) => JSON.stringify({ name: "mysql", ...mysqlOptions, tablePrefix: prefix });
 const memcachedProvider = JSON.stringify({
   name: "memcached",
   addr: memcachedAddr,
@@ -269,7 +262,7 @@ const results = {
   machine: machine(),
   plan,
   backends: {
-    mysql: `${mysqlAddr.host}:${mysqlAddr.port}`,
+    mysql: mysqlAddr,
     memcached: memcachedAddr,
     nats: natsAddr,
   },
@@ -552,7 +545,7 @@ async function idleScenario() {
 
 async function main() {
   for (const [name, addr] of [
-    ["MySQL", `${mysqlAddr.host}:${mysqlAddr.port}`],
+    ["MySQL", mysqlAddr],
     ["Memcached", memcachedAddr],
     ["NATS", natsAddr],
   ]) {

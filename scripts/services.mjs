@@ -10,7 +10,7 @@
 // variables (see README, "Running the tests").
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import net from "node:net";
+import { reachable, waitForPort } from "./reachable.mjs";
 
 /** host:port of each service the tests need, overridable per machine. */
 export const services = {
@@ -22,27 +22,10 @@ export const services = {
   nats: process.env.STATEGATE_TEST_NATS_ADDR ?? "127.0.0.1:4222",
 };
 
-function reachable(addr, timeoutMs = 1_000) {
-  const [host, port] = [addr.slice(0, addr.lastIndexOf(":")), Number(addr.slice(addr.lastIndexOf(":") + 1))];
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-async function waitFor(addr, ms) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await reachable(addr)) return true;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return false;
+/** host and port of "host:port". */
+function split(addr) {
+  const at = addr.lastIndexOf(":");
+  return [addr.slice(0, at), Number(addr.slice(at + 1))];
 }
 
 function sh(cmd, args) {
@@ -51,7 +34,7 @@ function sh(cmd, args) {
 
 async function ensureMemcached() {
   const addr = services.memcached;
-  if (await reachable(addr)) return;
+  if (await reachable(...split(addr))) return;
   if (addr !== "127.0.0.1:11211")
     throw new Error(`memcached is not reachable at ${addr} (STATEGATE_TEST_MEMCACHED_ADDR)`);
   if (!existsSync("/usr/bin/memcached")) {
@@ -66,7 +49,7 @@ async function ensureMemcached() {
     stdio: "ignore",
   });
   child.unref();
-  if (!(await waitFor(addr, 10_000))) throw new Error(`memcached did not start on ${addr}`);
+  if (!(await waitForPort(...split(addr), 10_000))) throw new Error(`memcached did not start on ${addr}`);
 }
 
 /**
@@ -85,7 +68,7 @@ export async function ensureServices() {
   ensureChromium();
   await ensureMemcached();
   for (const [name, addr] of Object.entries(services)) {
-    if (!(await waitFor(addr, 5_000))) {
+    if (!(await waitForPort(...split(addr), 5_000))) {
       throw new Error(`${name} is not reachable at ${addr}; the tests need it (see README, "Running the tests")`);
     }
   }

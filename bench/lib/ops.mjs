@@ -1,13 +1,15 @@
 // The operations a load generator runs, on both paths:
 // - gateway: a gRPC call to the gateway (connect-node, HTTP/2, binary);
 // - direct: the same work straight on the backend, in the load generator's own
-//   process: memjs for Memcached, mysql2 for MySQL with the very statements the
-//   gateway's MySQL adapter sends, better-sqlite3 for SQLite with the
+//   process: memjs for Memcached, mysql2 for MySQL with the very pool options
+//   and statements of the gateway's MySQL adapter (imported from
+//   @stategate/providers), better-sqlite3 for SQLite with the
 //   statements of the gateway's SQLite adapter.
 import { randomUUID } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { CacheService, EntityService } from "@stategate/api";
+import { mysqlConfig, mysqlStatements, mysqlTables } from "@stategate/providers";
 import Database from "better-sqlite3";
 import memjs from "memjs";
 import mysql from "mysql2/promise";
@@ -51,59 +53,12 @@ export function gatewayClients(baseUrl) {
 
 class VersionConflict extends Error {}
 
-/** MySQL table names of one path ("`sgbench_g_entities`" …). */
-export function mysqlTables(prefix) {
-  return {
-    entities: `\`${prefix}entities\``,
-    events: `\`${prefix}events\``,
-    position: `\`${prefix}position\``,
-  };
-}
-
-/** The pool options the gateway's MySQL adapter uses (mysql-config.ts), for a like-for-like direct path. */
-export function mysqlPoolOptions({ host, port, user, password, database, poolSize = 10 }) {
-  return {
-    host,
-    port,
-    user,
-    password,
-    database,
-    connectionLimit: poolSize,
-    maxIdle: poolSize,
-    idleTimeout: 60_000,
-    waitForConnections: true,
-    queueLimit: 0,
-    enableKeepAlive: true,
-    charset: "UTF8MB4_BIN",
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    jsonStrings: true,
-    multipleStatements: false,
-    trace: false,
-    maxPreparedStatements: 128,
-  };
-}
-
 /**
- * The statements of packages/providers/src/storage/mysql-schema.ts that a Get
- * and a Set run, on the direct path's own tables (same definitions, created
- * with CREATE TABLE … LIKE the gateway's).
+ * The pool options the gateway's MySQL adapter builds from the same storage
+ * options (`{ addr, user, password, database }`): its own mysqlConfig, so the
+ * direct path is like for like.
  */
-export function mysqlStatements(t) {
-  const entity = "`domain` = ? AND `type` = ? AND `key` = ?";
-  const eventColumns =
-    "`position`, `id`, `domain`, `type`, `key`, `values`, `version`, `operation`, `method`, `claims`, `time`";
-  return {
-    lockEntity: `INSERT INTO ${t.entities} (\`domain\`, \`type\`, \`key\`, \`values\`, \`version\`)
-      VALUES (?, ?, ?, NULL, 0) ON DUPLICATE KEY UPDATE \`version\` = \`version\``,
-    selectVersionForUpdate: `SELECT \`version\` FROM ${t.entities} WHERE ${entity} FOR UPDATE`,
-    writeEntity: `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = ? WHERE ${entity}`,
-    nextPosition: `UPDATE ${t.position} SET \`last\` = LAST_INSERT_ID(\`last\` + 1) WHERE \`id\` = 1`,
-    insertEvent: `INSERT INTO ${t.events} (${eventColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS SIGNED))`,
-    selectVersion: `SELECT \`version\` FROM ${t.entities} WHERE ${entity}`,
-    selectEntity: `SELECT \`domain\`, \`type\`, \`key\`, \`values\`, \`version\` FROM ${t.entities} WHERE ${entity} AND \`values\` IS NOT NULL`,
-  };
-}
+export const mysqlPoolOptions = (options) => mysqlConfig(options).pool;
 
 /**
  * Direct MySQL: Get is the adapter's one SELECT (JSON parsed); Set is what the
@@ -112,8 +67,11 @@ export function mysqlStatements(t) {
  * inserts the event.
  */
 export function directMysql(options, prefix) {
-  const pool = mysql.createPool(mysqlPoolOptions(options));
-  const sql = mysqlStatements(mysqlTables(prefix));
+  const config = mysqlConfig({ ...options, tablePrefix: prefix });
+  const pool = mysql.createPool(config.pool);
+  // The adapter's own statements, on the direct path's tables (same
+  // definitions, created with CREATE TABLE … LIKE the gateway's).
+  const sql = mysqlStatements(mysqlTables(config.tablePrefix));
   const get = async (type, key) => {
     const [rows] = await pool.execute(sql.selectEntity, [DOMAIN, type, key]);
     const row = rows[0];

@@ -46,27 +46,7 @@ export function freePort() {
   });
 }
 
-export function reachable(host, port, timeoutMs = 1000) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-export async function waitForPort(host, port, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await reachable(host, port)) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+export { reachable, waitForPort } from "../../scripts/reachable.mjs";
 
 /** The machine, as the report shows it. */
 export function machine() {

@@ -5,48 +5,10 @@
 // seen to decide correctly; the scenario reports "not available", with the
 // reason, only if the package cannot be loaded or refuses the policy.
 import * as hdr from "hdr-histogram-js";
+import { authzInput, POLICY, QUERY } from "./rego-policy.mjs";
 
-export const POLICY = `package stategate.authz
-
-import rego.v1
-
-default allow := false
-
-writes := {"/stategate.v1.EntityService/Set", "/stategate.v1.EntityService/Edit", "/stategate.v1.EntityService/Del"}
-
-# A tenant reads its own domain.
-allow if {
-	input.claims.tenant == input.body.domain
-	not input.method in writes
-}
-
-# A tenant's writers write to it.
-allow if {
-	input.claims.tenant == input.body.domain
-	input.method in writes
-	"writer" in input.claims.roles
-}
-
-# Operators, from the ops tooling only.
-allow if {
-	"admin" in input.claims.roles
-	startswith(input.metadata["x-request-id"], "ops-")
-}
-`;
-
-const baseInput = (overrides = {}) => ({
-  claims: { sub: "ada", tenant: "acme", roles: ["reader", "writer"], exp: 4102444800 },
-  method: "/stategate.v1.EntityService/Set",
-  metadata: { "content-type": "application/grpc", "x-request-id": "req-1", "user-agent": "bench" },
-  body: { domain: "acme", type: "user", key: "ada", values: { name: "Ada", langs: ["en", "fr"] } },
-  client_stream: false,
-  server_stream: false,
-  ...overrides,
-});
-
-export const ALLOWED = baseInput();
-export const DENIED = baseInput({ body: { domain: "globex", type: "user", key: "ada", values: { name: "Ada" } } });
-const QUERY = "data.stategate.authz.allow";
+export const ALLOWED = authzInput("acme");
+export const DENIED = authzInput("globex");
 
 /** job: { iterations, warmup }. */
 export async function runRego({ iterations, warmup }) {

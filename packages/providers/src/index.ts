@@ -43,6 +43,12 @@ export {
 } from "./registry.js";
 export type { MysqlStorageOptions, MysqlTlsOptions } from "./storage/mysql.js";
 export { createMysqlStorage } from "./storage/mysql.js";
+// The MySQL adapter's pool options, table names and statements, for code that
+// must talk to MySQL exactly as the adapter does (the benchmark's direct path).
+export type { MysqlConfig } from "./storage/mysql-config.js";
+export { mysqlConfig } from "./storage/mysql-config.js";
+export type { MysqlTables } from "./storage/mysql-schema.js";
+export { mysqlStatements, mysqlTables } from "./storage/mysql-schema.js";
 export type { PostgresStorageOptions, PostgresTlsOptions } from "./storage/postgres.js";
 export { createPostgresStorage } from "./storage/postgres.js";
 export type { SqliteStorageOptions } from "./storage/sqlite.js";

@@ -2,99 +2,50 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient, expiresIn } from "@stategate/sdk-node";
 import type { GatewayProcess } from "./helpers.js";
-import { dropMysqlTables, spawnGateway, testBackends, unique, until } from "./helpers.js";
-
-/**
- * A TCP forwarder in front of a real server, which the test can cut and
- * restore: the server stays up for everyone else while this gateway loses it.
- */
-async function createCut(
-  target: string,
-): Promise<{ port: number; cut(): void; restore(): void; close(): Promise<void> }> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
-  let up = true;
-  const open = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    if (!up) return client.destroy();
-    const upstream = net.connect({ host, port });
-    for (const s of [client, upstream]) {
-      open.add(s);
-      s.on("close", () => open.delete(s));
-      s.on("error", () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    cut() {
-      up = false;
-      for (const s of open) s.destroy();
-    },
-    restore() {
-      up = true;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
+import {
+  dropMysqlTables,
+  freePort,
+  listening,
+  mysqlStorage,
+  spawnGateway,
+  testBackends,
+  unique,
+  until,
+} from "./helpers.js";
+import type { TcpCut } from "./tcp-cut.js";
+import { createTcpCut } from "./tcp-cut.js";
 
 /** A memcached of this test's own, so stopping it disturbs no one else. */
 async function startMemcached(port: number): Promise<ChildProcess> {
   const child = spawn("/usr/bin/memcached", ["-l", "127.0.0.1", "-p", String(port), "-U", "0", "-u", "root"], {
     stdio: "ignore",
   });
-  await until(
-    () =>
-      new Promise<boolean>((resolve) => {
-        const s = net.connect({ host: "127.0.0.1", port }, () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.on("error", () => resolve(false));
-      }),
-  );
+  await until(() => listening(port));
   return child;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const tag = `bd${Math.random().toString(36).slice(2, 10)}`;
 const dataDir = mkdtempSync(join(tmpdir(), "stategate-down-"));
-let mysqlCut: Awaited<ReturnType<typeof createCut>>;
+let mysqlCut: TcpCut;
 let memcachedPort: number;
 let memcached: ChildProcess;
 let gw: GatewayProcess;
 let client: NodeClient;
 
 before(async () => {
-  mysqlCut = await createCut(testBackends.mysql);
+  mysqlCut = await createTcpCut(testBackends.mysql);
   memcachedPort = await freePort();
   memcached = await startMemcached(memcachedPort);
   gw = await spawnGateway({
     STATEGATE_DATA_DIR: dataDir,
     STATEGATE_STORAGE_PROVIDER: JSON.stringify({
-      name: "mysql",
-      addr: `127.0.0.1:${mysqlCut.port}`,
-      user: "root",
-      password: "",
-      database: "test",
-      tablePrefix: `${tag}_`,
+      ...mysqlStorage(tag, `127.0.0.1:${mysqlCut.port}`),
       connectTimeoutMs: 1000,
     }),
     STATEGATE_CACHE_PROVIDER: JSON.stringify({ name: "memcached", addr: `127.0.0.1:${memcachedPort}`, timeoutMs: 500 }),

@@ -1,55 +1,41 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, it } from "node:test";
 import { createClient } from "@stategate/sdk-node";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import pino from "pino";
 import { loadConfig } from "../src/config.js";
 import type { Gateway } from "../src/gateway.js";
 import { startGateway } from "../src/gateway.js";
-import { unique } from "./helpers.js";
+import { jsonLineSink, unique } from "./helpers.js";
+import type { TestIssuer } from "./test-issuer.js";
+import { startTestIssuer } from "./test-issuer.js";
 
 const lines: Record<string, unknown>[] = [];
-const sink = new Writable({
-  write(chunk: Buffer, _encoding, callback) {
-    for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text));
-    callback();
-  },
-});
+const sink = jsonLineSink(lines);
 const dataDir = mkdtempSync(join(tmpdir(), "stategate-calllog-"));
-const keys = await generateKeyPair("ES256", { extractable: true });
-const jwks = createServer(async (_req, res) => {
-  res.writeHead(200, { "content-type": "application/json" });
-  res.end(JSON.stringify({ keys: [{ ...(await exportJWK(keys.publicKey)), kid: "k1", alg: "ES256", use: "sig" }] }));
-});
+let issuer: TestIssuer;
 let gateway: Gateway;
 
 before(async () => {
-  await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
+  issuer = await startTestIssuer();
   const config = loadConfig({
     STATEGATE_PORT: "0",
     STATEGATE_METRICS_PORT: "off",
     STATEGATE_DATA_DIR: dataDir,
-    STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
+    STATEGATE_JWKS_URI: issuer.jwksUri,
   });
   gateway = await startGateway(config, pino({ level: "debug" }, sink));
 });
 after(async () => {
   await gateway.close();
-  jwks.close();
+  await issuer.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 it("a call's log line names the authenticated subject, never the token", async () => {
-  const token = await new SignJWT({ sub: "user-7" })
-    .setProtectedHeader({ alg: "ES256", kid: "k1" })
-    .setExpirationTime("5m")
-    .sign(keys.privateKey);
+  const token = await issuer.sign({ sub: "user-7" }, "5m");
   const client = createClient({ baseUrl: `http://127.0.0.1:${gateway.port}`, protocol: "connect", token });
   const requestId = `sub-${unique("r")}`;
   await client.entity.set(

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { loadConfig } from "../src/config.js";
 import { redactConfig } from "../src/ops/redact.js";
-import { repoRoot } from "./helpers.js";
+import { freePort, repoRoot } from "./helpers.js";
 
 const dirs: string[] = [];
 after(() => {
@@ -23,15 +22,6 @@ function stategate(args: string[], env: Record<string, string> = {}) {
     encoding: "utf8",
     timeout: 60_000,
   });
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 describe("stategate --version and --help", () => {
@@ -77,7 +67,7 @@ describe("stategate check-config", () => {
   });
 
   it("exits 1 with one clear line naming the variable when a provider cannot be reached", async () => {
-    const port = await closedPort();
+    const port = await freePort(); // nothing listens on it
     const result = stategate(["check-config"], {
       STATEGATE_STORAGE_PROVIDER: JSON.stringify({
         name: "mysql",

@@ -10,11 +10,20 @@ import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { EntityServiceGetRequestSchema } from "@stategate/api";
 import { createClient as createWsClient } from "graphql-ws";
 import { WebSocket } from "ws";
+import { postGraphql } from "./graphql-helpers.js";
 import type { GatewayProcess, TestGateway } from "./helpers.js";
-import { dropMysqlTables, spawnGateway, startTestGateway, testBackends, unique, until } from "./helpers.js";
+import {
+  dropMysqlTables,
+  mysqlStorage,
+  spawnGateway,
+  startTestGateway,
+  testBackends,
+  unique,
+  until,
+} from "./helpers.js";
 import type { RawDoor } from "./raw-rpc.js";
 import { openRawStream, rawDoors } from "./raw-rpc.js";
-import { ok, rest, sse } from "./rest-helpers.js";
+import { ok, readAll, rest, sse } from "./rest-helpers.js";
 import type { TcpCut } from "./tcp-cut.js";
 import { createTcpCut } from "./tcp-cut.js";
 
@@ -141,27 +150,22 @@ describe("a stream whose deadline passes ends with DEADLINE_EXCEEDED", () => {
       headers: { "connect-timeout-ms": "1000" },
     });
     assert.equal(res.status, 200);
-    const got = [];
-    for await (const m of sse(res.body!)) got.push(m);
+    const got = await readAll(sse(res.body!));
     const last = got.at(-1);
     assert.equal(last?.event, "error", JSON.stringify(got));
     assert.equal(JSON.parse(last.data!).code, "deadline_exceeded");
   });
 });
 
-/** Posts a GraphQL operation with `headers`; for a subscription, reads its Server-Sent Events to the end. */
+/** Posts a GraphQL operation with `headers`: the status, the JSON answer, and how long it took. */
 async function graphqlPost(
   baseUrl: string,
   query: string,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; body: any; ms: number }> {
   const started = Date.now();
-  const res = await fetch(`${baseUrl}/api/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: JSON.stringify({ query }),
-  });
-  return { status: res.status, body: await res.json(), ms: Date.now() - started };
+  const { status, body } = await postGraphql(baseUrl, query, { headers });
+  return { status, body, ms: Date.now() - started };
 }
 
 describe("GraphQL honours grpc-timeout and connect-timeout-ms", () => {
@@ -182,8 +186,7 @@ describe("GraphQL honours grpc-timeout and connect-timeout-ms", () => {
         });
         assert.equal(res.status, 200);
         await until(() => tg.gateway.openStreams() === 1);
-        const got = [];
-        for await (const m of sse(res.body!)) if (m.event) got.push(m);
+        const got = (await readAll(sse(res.body!))).filter((m) => m.event);
         const ms = Date.now() - started;
         assert.deepEqual(
           got.map((m) => m.event),
@@ -331,14 +334,7 @@ describe("a unary call whose backend holds it ends with DEADLINE_EXCEEDED at its
     mysql = await createTcpCut(testBackends.mysql);
     gw = await spawnGateway({
       STATEGATE_DATA_DIR: dataDir,
-      STATEGATE_STORAGE_PROVIDER: JSON.stringify({
-        name: "mysql",
-        addr: `127.0.0.1:${mysql.port}`,
-        user: "root",
-        password: "",
-        database: "test",
-        tablePrefix: `${tag}_`,
-      }),
+      STATEGATE_STORAGE_PROVIDER: JSON.stringify(mysqlStorage(tag, `127.0.0.1:${mysql.port}`)),
     });
     const listening = gw.output.find((l) => l.includes('"msg":"stategate listening'));
     metricsPort = (JSON.parse(listening!) as { metricsPort: number }).metricsPort;

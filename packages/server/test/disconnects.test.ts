@@ -4,7 +4,6 @@ import http2 from "node:http2";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -15,17 +14,12 @@ import pino from "pino";
 import { loadConfig } from "../src/config.js";
 import type { Gateway } from "../src/gateway.js";
 import { startGateway } from "../src/gateway.js";
-import { unique, until } from "./helpers.js";
+import { jsonLineSink, unique, until } from "./helpers.js";
 import { metric, scrape } from "./prometheus.js";
 
 /** Every JSON line the gateway logged, parsed. */
 const lines: Record<string, unknown>[] = [];
-const sink = new Writable({
-  write(chunk: Buffer, _encoding, callback) {
-    for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text));
-    callback();
-  },
-});
+const sink = jsonLineSink(lines);
 
 const dataDir = mkdtempSync(join(tmpdir(), "stategate-disconnects-"));
 let gateway: Gateway;

@@ -1,64 +1,38 @@
 import assert from "node:assert/strict";
-import type { Server } from "node:http";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { ExecutionResult } from "graphql";
 import { createClient as createSseClient } from "graphql-sse";
 import { createClient as createWsClient } from "graphql-ws";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { WebSocket } from "ws";
+import type { GraphqlResult } from "./graphql-helpers.js";
+import { postGraphql } from "./graphql-helpers.js";
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, unique, until } from "./helpers.js";
+import type { TestIssuer } from "./test-issuer.js";
+import { ISSUER, startTestIssuer } from "./test-issuer.js";
 
 // The GraphQL door passes credentials on to the RPCs it makes: the HTTP
 // Authorization header, and over WebSocket the connection_init payload.
 
-const ISSUER = "https://issuer.test";
-const AUDIENCE = "stategate";
-let jwks: Server;
+let issuer: TestIssuer;
 let tg: TestGateway;
 let token: string;
 let expired: string;
 
 before(async () => {
-  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" };
-  jwks = createServer((_req, res) => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ keys: [jwk] }));
-  });
-  await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
-  token = await new SignJWT({ sub: "graphql-user" })
-    .setProtectedHeader({ alg: "ES256", kid: "k1" })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime("10m")
-    .sign(privateKey);
-  expired = await new SignJWT({ sub: "graphql-user" })
-    .setProtectedHeader({ alg: "ES256", kid: "k1" })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setExpirationTime(Math.floor(Date.now() / 1000) - 300)
-    .sign(privateKey);
-  tg = await startTestGateway({
-    STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
-    STATEGATE_JWT_ISSUER: ISSUER,
-    STATEGATE_JWT_AUDIENCE: AUDIENCE,
-  });
+  issuer = await startTestIssuer();
+  token = await issuer.sign({ sub: "graphql-user" });
+  const now = Math.floor(Date.now() / 1000);
+  expired = await issuer.sign({ sub: "graphql-user", iat: now - 600 }, now - 300);
+  tg = await startTestGateway(issuer.env);
 });
 after(async () => {
   await tg?.close();
-  jwks?.closeAllConnections();
-  await new Promise((resolve) => jwks?.close(resolve));
+  await issuer?.close();
 });
 
-async function post(query: string, authorization?: string): Promise<ExecutionResult<Record<string, any>>> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (authorization) headers.authorization = authorization;
-  const res = await fetch(`${tg.baseUrl}/api/graphql`, { method: "POST", headers, body: JSON.stringify({ query }) });
-  return (await res.json()) as ExecutionResult<Record<string, any>>;
+async function post(query: string, authorization?: string): Promise<GraphqlResult> {
+  return (await postGraphql(tg.baseUrl, query, { headers: authorization ? { authorization } : {} })).body;
 }
 
 /** Subscribes to one domain's events; resolves with the first result. */

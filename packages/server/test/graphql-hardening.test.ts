@@ -1,35 +1,25 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient } from "@stategate/sdk-node";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import pino from "pino";
 import { WebSocket } from "ws";
 import { loadConfig } from "../src/config.js";
 import type { Gateway } from "../src/gateway.js";
 import { startGateway } from "../src/gateway.js";
-import { unique, until } from "./helpers.js";
+import type { GraphqlError, GraphqlResult } from "./graphql-helpers.js";
+import { graphqlSse } from "./graphql-helpers.js";
+import { jsonLineSink, unique, until } from "./helpers.js";
+import type { TestIssuer } from "./test-issuer.js";
+import { startTestIssuer } from "./test-issuer.js";
 
 // What a hostile client can send to the GraphQL door, over each of its
 // transports: each is refused as a bad request, with a clear message, and the
 // gateway neither logs an internal error nor prints a stack trace.
 
-interface GraphqlError {
-  message: string;
-  path?: string[];
-  extensions?: Record<string, unknown>;
-}
-interface GraphqlResult {
-  data?: Record<string, any> | null;
-  errors?: GraphqlError[];
-}
 /** What one transport answered: the HTTP status (101 for a WebSocket), the results, and the raw text. */
 interface Answer {
   status: number;
@@ -39,12 +29,7 @@ interface Answer {
 
 /** Every JSON line the gateway logged. */
 const lines: Record<string, any>[] = [];
-const sink = new Writable({
-  write(chunk: Buffer, _encoding, callback) {
-    for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text));
-    callback();
-  },
-});
+const sink = jsonLineSink(lines);
 /** What went to console.error (graphql-ws prints its internal errors there, with their stacks). */
 const printed: string[] = [];
 const consoleError = console.error;
@@ -110,18 +95,7 @@ const transports: { name: string; send(query: string, variables?: Record<string,
   },
   {
     name: "SSE",
-    async send(query, variables) {
-      const res = await fetch(`${baseUrl}/api/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "text/event-stream" },
-        body: JSON.stringify({ query, variables }),
-      });
-      const text = await res.text();
-      const results = [...text.matchAll(/^event: next\ndata: (.*)$/gm)].map(
-        (m) => JSON.parse(m[1] ?? "") as GraphqlResult,
-      );
-      return { status: res.status, results, text };
-    },
+    send: (query, variables) => graphqlSse(baseUrl, query, { variables }),
   },
   {
     name: "WebSocket",
@@ -397,13 +371,10 @@ describe("GraphQL stream errors", () => {
   const refusedStream = `subscription { eventStream(domain: "d", type: "*", consumerGroup: "g", afterPosition: "0") { event { version } } }`;
 
   it("carry the request id once, over SSE and WebSocket", async () => {
-    const res = await fetch(`${baseUrl}/api/graphql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "text/event-stream", "x-request-id": "sse-id-1" },
-      body: JSON.stringify({ query: refusedStream }),
-    });
-    const text = await res.text();
-    const [sse] = [...text.matchAll(/^event: next\ndata: (.*)$/gm)].map((m) => JSON.parse(m[1] ?? "") as GraphqlResult);
+    const {
+      text,
+      results: [sse],
+    } = await graphqlSse(baseUrl, refusedStream, { headers: { "x-request-id": "sse-id-1" } });
     assert.equal(sse?.errors?.[0]?.extensions?.code, "INVALID_ARGUMENT", text);
     assert.equal(sse?.errors?.[0]?.extensions?.requestId, "sse-id-1");
 
@@ -418,36 +389,21 @@ describe("GraphQL stream errors", () => {
 });
 
 describe("GraphQL streams ended by token expiry", () => {
-  const ISSUER = "https://issuer.test";
-  const AUDIENCE = "stategate";
-  let jwks: Server;
+  let issuer: TestIssuer;
   let own: Gateway;
   let ownUrl: string;
+  /** A token that expires `seconds` from now. */
   let sign: (seconds: number) => Promise<string>;
   const ownDir = mkdtempSync(join(tmpdir(), "stategate-gql-expiry-"));
 
   before(async () => {
-    const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-    const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" };
-    jwks = createServer((_req, res) => {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ keys: [jwk] }));
-    });
-    await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
-    sign = (seconds) =>
-      new SignJWT({ sub: "expiring" })
-        .setProtectedHeader({ alg: "ES256", kid: "k1" })
-        .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
-        .setExpirationTime(Math.floor(Date.now() / 1000) + seconds)
-        .sign(privateKey);
+    issuer = await startTestIssuer();
+    sign = (seconds) => issuer.sign({ sub: "expiring" }, Math.floor(Date.now() / 1000) + seconds);
     const config = loadConfig({
       STATEGATE_PORT: "0",
       STATEGATE_METRICS_PORT: "off",
       STATEGATE_DATA_DIR: ownDir,
-      STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
-      STATEGATE_JWT_ISSUER: ISSUER,
-      STATEGATE_JWT_AUDIENCE: AUDIENCE,
+      ...issuer.env,
       // Streams end at the token's exp itself, not 30 s later.
       STATEGATE_JWT_CLOCK_SKEW_SECONDS: "0",
     });
@@ -456,24 +412,16 @@ describe("GraphQL streams ended by token expiry", () => {
   });
   after(async () => {
     await own?.close();
-    jwks?.closeAllConnections();
-    await new Promise((resolve) => jwks?.close(resolve));
+    await issuer?.close();
     rmSync(ownDir, { recursive: true, force: true });
   });
 
   it("end with UNAUTHENTICATED and one request id, over SSE and WebSocket", async () => {
     const token = await sign(2);
     const query = `subscription { eventStream(domain: "${unique("exp")}", type: "*") { event { version } } }`;
-    const sse = fetch(`${ownUrl}/api/graphql`, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        accept: "text/event-stream",
-        authorization: `Bearer ${token}`,
-        "x-request-id": "sse-expiry",
-      },
-      body: JSON.stringify({ query }),
-    }).then((r) => r.text());
+    const sse = graphqlSse(ownUrl, query, {
+      headers: { authorization: `Bearer ${token}`, "x-request-id": "sse-expiry" },
+    });
     const ws = new WebSocket(`${ownUrl.replace(/^http/, "ws")}/api/graphql`, "graphql-transport-ws", {
       headers: { "x-request-id": "ws-expiry" },
     });
@@ -484,10 +432,12 @@ describe("GraphQL streams ended by token expiry", () => {
     await until(() => messages.some((m) => m.type === "connection_ack"));
     ws.send(JSON.stringify({ id: "1", type: "subscribe", payload: { query } }));
     try {
-      const text = await sse;
-      const [result] = [...text.matchAll(/^event: next\ndata: (.*)$/gm)].map((m) => JSON.parse(m[1] ?? ""));
+      const {
+        text,
+        results: [result],
+      } = await sse;
       assert.equal(result?.errors?.[0]?.extensions?.code, "UNAUTHENTICATED", text);
-      assert.match(result?.errors?.[0]?.message, /token expired/);
+      assert.match(result?.errors?.[0]?.message ?? "", /token expired/);
       assert.equal(result?.errors?.[0]?.extensions?.requestId, "sse-expiry");
       await until(() => messages.some((m) => m.id === "1" && m.type === "complete"));
       const [next] = messages.filter((m) => m.id === "1" && m.type === "next");

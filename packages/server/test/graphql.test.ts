@@ -4,18 +4,10 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createClient as createWsClient } from "graphql-ws";
 import { WebSocket } from "ws";
+import type { GraphqlResult } from "./graphql-helpers.js";
+import { postGraphql } from "./graphql-helpers.js";
 import type { TestGateway } from "./helpers.js";
 import { repoRoot, startTestGateway, unique, until } from "./helpers.js";
-
-interface GraphqlError {
-  message: string;
-  path?: string[];
-  extensions?: Record<string, unknown>;
-}
-interface GraphqlResult {
-  data?: Record<string, any> | null;
-  errors?: GraphqlError[];
-}
 
 let tg: TestGateway;
 before(async () => {
@@ -27,13 +19,12 @@ after(async () => {
 
 /** POSTs one operation to /api/graphql, as any GraphQL client would, and expects `status`. */
 async function graphql(query: string, variables?: Record<string, unknown>, status = 200): Promise<GraphqlResult> {
-  const res = await fetch(`${tg.baseUrl}/api/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", accept: "application/graphql-response+json, application/json" },
-    body: JSON.stringify({ query, variables }),
+  const answer = await postGraphql(tg.baseUrl, query, {
+    variables,
+    headers: { accept: "application/graphql-response+json, application/json" },
   });
-  assert.equal(res.status, status, `POST /api/graphql answered ${res.status}`);
-  return (await res.json()) as GraphqlResult;
+  assert.equal(answer.status, status, `POST /api/graphql answered ${answer.status}`);
+  return answer.body;
 }
 
 describe("GraphQL at /api/graphql", () => {

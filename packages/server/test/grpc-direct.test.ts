@@ -13,6 +13,7 @@ import {
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, unique } from "./helpers.js";
 import { metric, scrape } from "./prometheus.js";
+import { envelope } from "./raw-rpc.js";
 
 /**
  * Unary gRPC calls take a direct path (src/front/grpc-unary.ts) unless their
@@ -42,14 +43,6 @@ interface Answer {
   message: string;
   body: Buffer;
   ms: number;
-}
-
-function frame(flags: number, payload: Uint8Array): Buffer {
-  const out = Buffer.alloc(5 + payload.length);
-  out[0] = flags;
-  out.writeUInt32BE(payload.length, 1);
-  out.set(payload, 5);
-  return out;
 }
 
 /** Sends `chunks` (then ends, unless `keepOpen`) and reads the whole answer. */
@@ -111,8 +104,8 @@ function both(payload: Uint8Array): {
   connect: [Buffer[], Record<string, string>];
 } {
   return {
-    direct: [[frame(0, payload)], {}],
-    connect: [[frame(1, gzipSync(payload))], { "grpc-encoding": "gzip" }],
+    direct: [[envelope(0, payload)], {}],
+    connect: [[envelope(1, gzipSync(payload))], { "grpc-encoding": "gzip" }],
   };
 }
 
@@ -160,16 +153,20 @@ describe("unary gRPC: the direct path answers as Connect's handler does", () => 
 
   it("sends the request id back: in the headers of an answer, in the trailers of an error", async () => {
     const payload = enc(EntityServiceGetRequestSchema, { domain: unique("rid"), type: "user", key: "x" });
-    const missing = await call(getPath, [frame(0, payload)], { "x-request-id": "trace-7" });
+    const missing = await call(getPath, [envelope(0, payload)], { "x-request-id": "trace-7" });
     assert.equal(missing.code, 5);
     assert.equal(missing.trailers["x-request-id"], "trace-7");
     const domain = unique("rid");
     await call(setPath, [
-      frame(0, enc(EntityServiceSetRequestSchema, { domain, type: "u", key: "k", values: { a: 1 } })),
+      envelope(0, enc(EntityServiceSetRequestSchema, { domain, type: "u", key: "k", values: { a: 1 } })),
     ]);
-    const found = await call(getPath, [frame(0, enc(EntityServiceGetRequestSchema, { domain, type: "u", key: "k" }))], {
-      "x-request-id": "trace-8",
-    });
+    const found = await call(
+      getPath,
+      [envelope(0, enc(EntityServiceGetRequestSchema, { domain, type: "u", key: "k" }))],
+      {
+        "x-request-id": "trace-8",
+      },
+    );
     assert.equal(found.code, 0);
     assert.equal(found.headers["x-request-id"], "trace-8");
   });
@@ -181,19 +178,19 @@ describe("unary gRPC: what the wire can get wrong", () => {
   it("answers each malformed request with its code, and keeps serving", async () => {
     const cases: [string, Buffer[], Record<string, string>, number][] = [
       ["no message at all", [], {}, 12],
-      ["two messages", [frame(0, get), frame(0, get)], {}, 12],
-      ["an envelope cut short", [frame(0, get).subarray(0, 8)], {}, 3],
+      ["two messages", [envelope(0, get), envelope(0, get)], {}, 12],
+      ["an envelope cut short", [envelope(0, get).subarray(0, 8)], {}, 3],
       ["fewer than 5 bytes", [Buffer.from([0, 0])], {}, 3],
-      ["a compressed message without grpc-encoding", [frame(1, get)], {}, 3],
-      ["a deadline that is not one", [frame(0, get)], { "grpc-timeout": "soon" }, 3],
-      ["an encoding the gateway lacks", [frame(1, get)], { "grpc-encoding": "snappy" }, 12],
+      ["a compressed message without grpc-encoding", [envelope(1, get)], {}, 3],
+      ["a deadline that is not one", [envelope(0, get)], { "grpc-timeout": "soon" }, 3],
+      ["an encoding the gateway lacks", [envelope(1, get)], { "grpc-encoding": "snappy" }, 12],
     ];
     for (const [name, chunks, headers, code] of cases) {
       const answer = await call(getPath, chunks, headers);
       assert.equal(answer.status, 200, name);
       assert.equal(answer.code, code, `${name}: ${answer.message}`);
     }
-    const ok = await call(getPath, [frame(0, get)]);
+    const ok = await call(getPath, [envelope(0, get)]);
     assert.equal(ok.code, 5, "still serving");
   });
 
@@ -212,10 +209,10 @@ describe("unary gRPC: what the wire can get wrong", () => {
     for (let i = 0; i < 50; i++) {
       const req = session.request({ ":method": "POST", ":path": getPath, "content-type": "application/grpc" });
       req.on("error", () => {});
-      req.write(frame(0, get).subarray(0, 7));
+      req.write(envelope(0, get).subarray(0, 7));
       req.close(http2.constants.NGHTTP2_CANCEL);
     }
-    const answer = await call(getPath, [frame(0, get)]);
+    const answer = await call(getPath, [envelope(0, get)]);
     assert.equal(answer.code, 5);
     // Calls that never had their message never reached the handlers.
     const after = await scrape(tg.gateway.metricsPort!);
@@ -224,7 +221,7 @@ describe("unary gRPC: what the wire can get wrong", () => {
 
   it("takes an HTTP/2 request with another content type to Connect's handler", async () => {
     const payload = enc(EntityServiceGetRequestSchema, { domain: unique("ct"), type: "t", key: "k" });
-    const answer = await call(getPath, [frame(0, payload)], { "content-type": "application/grpc+json" });
+    const answer = await call(getPath, [envelope(0, payload)], { "content-type": "application/grpc+json" });
     // The body is protobuf, not JSON: Connect's handler refuses to parse it.
     assert.equal(answer.code, 3, answer.message);
   });

@@ -4,7 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../src/gen/health/v1/health_pb.js";
 import type { TestGateway } from "./helpers.js";
-import { dropMysqlTables, startTestGateway, testBackends, until } from "./helpers.js";
+import { dropMysqlTables, mysqlStorage, startTestGateway, testBackends, until } from "./helpers.js";
 import { metric, scrape } from "./prometheus.js";
 import type { TcpCut } from "./tcp-cut.js";
 import { createTcpCut } from "./tcp-cut.js";
@@ -20,12 +20,7 @@ before(async () => {
   tg = await startTestGateway(
     {
       STATEGATE_STORAGE_PROVIDER: JSON.stringify({
-        name: "mysql",
-        addr: `127.0.0.1:${mysql.port}`,
-        user: "root",
-        password: "",
-        database: "test",
-        tablePrefix: `${tag}_`,
+        ...mysqlStorage(tag, `127.0.0.1:${mysql.port}`),
         connectTimeoutMs: 1000,
       }),
     },

@@ -1,9 +1,11 @@
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
+import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import type { ClientOptions, NodeClient } from "@stategate/sdk-node";
 import { createClient } from "@stategate/sdk-node";
@@ -128,6 +130,36 @@ export async function spawnGateways(env: Record<string, string>, count: number):
   return started.map((r) => (r as PromiseFulfilledResult<GatewayProcess>).value);
 }
 
+/** A port that was free on loopback a moment ago: for a server a test starts itself, or one nothing listens on. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** True when something accepts connections on loopback `port`. */
+export function listening(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port }, () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.on("error", () => resolve(false));
+  });
+}
+
+/** A stream for a pino logger that parses each JSON line it is given into `lines`, for tests that read the log. */
+export function jsonLineSink(lines: Record<string, unknown>[]): Writable {
+  return new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text));
+      callback();
+    },
+  });
+}
+
 /** A fresh name, so tests sharing a gateway never see each other's data. */
 export function unique(prefix: string): string {
   return `${prefix}-${Math.random().toString(36).slice(2, 10)}`;
@@ -168,6 +200,14 @@ export const testBackends = {
   nats: process.env.STATEGATE_TEST_NATS_ADDR ?? "127.0.0.1:4222",
 };
 
+/**
+ * The storage provider spec of the shared MariaDB with the tables of `tag`,
+ * reached at `addr`: a TcpCut's `127.0.0.1:<port>` in front of it, say.
+ */
+export function mysqlStorage(tag: string, addr = testBackends.mysql): Record<string, unknown> {
+  return { name: "mysql", addr, user: "root", password: "", database: "test", tablePrefix: `${tag}_` };
+}
+
 /** Which shared backends a gateway uses. */
 export interface BackendChoice {
   storage: "mysql" | "postgres" | "sqlite";
@@ -185,14 +225,7 @@ export function sharedBackendEnv(
   choice: BackendChoice = { storage: "mysql", cache: "memcached", channel: "amqp" },
 ): Record<string, string> {
   const storage = {
-    mysql: {
-      name: "mysql",
-      addr: testBackends.mysql,
-      user: "root",
-      password: "",
-      database: "test",
-      tablePrefix: `${tag}_`,
-    },
+    mysql: mysqlStorage(tag),
     postgres: {
       name: "postgres",
       addr: testBackends.postgres,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError } from "@stategate/sdk-node";
+import { graphqlSse } from "./graphql-helpers.js";
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, unique, until } from "./helpers.js";
 import { metric, scrape } from "./prometheus.js";
@@ -49,18 +50,12 @@ describe("STATEGATE_MAX_OPEN_STREAMS", () => {
       assert.equal(rest.status, 429);
       assert.equal(((await rest.json()) as { code: string }).code, "resource_exhausted");
       // GraphQL: the subscription's one payload is the error, then it completes.
-      const gql = await fetch(`${tg.baseUrl}/api/graphql`, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "text/event-stream" },
-        body: JSON.stringify({
-          query: `subscription { peerStream(domain: "${domain}", channel: "*", type: "*") { message { id } } }`,
-        }),
-      });
-      const events = (await gql.text()).split("\n\n").filter((e) => e.startsWith("event: next"));
-      assert.equal(events.length, 1, JSON.stringify(events));
-      const payload = JSON.parse(events[0]!.slice(events[0]!.indexOf("data: ") + 6)) as {
-        errors?: { message: string; extensions?: { code?: string } }[];
-      };
+      const gql = await graphqlSse(
+        tg.baseUrl,
+        `subscription { peerStream(domain: "${domain}", channel: "*", type: "*") { message { id } } }`,
+      );
+      assert.equal(gql.results.length, 1, gql.text);
+      const payload = gql.results[0]!;
       assert.equal(payload.errors?.[0]?.extensions?.code, "RESOURCE_EXHAUSTED", JSON.stringify(payload));
       assert.match(payload.errors?.[0]?.message ?? "", /STATEGATE_MAX_OPEN_STREAMS=2/);
       assert.equal(tg.gateway.openStreams(), 2, "a refused stream never subscribed");

@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient } from "@stategate/sdk-node";
@@ -13,16 +11,12 @@ import pino from "pino";
 import { loadConfig } from "../src/config.js";
 import type { Gateway } from "../src/gateway.js";
 import { startGateway } from "../src/gateway.js";
-import { repoRoot, unique, until } from "./helpers.js";
+import { postGraphql } from "./graphql-helpers.js";
+import { freePort, jsonLineSink, repoRoot, unique, until } from "./helpers.js";
 
 /** Every JSON line the gateway logged, parsed. */
 const lines: Record<string, unknown>[] = [];
-const sink = new Writable({
-  write(chunk: Buffer, _encoding, callback) {
-    for (const text of chunk.toString("utf8").split("\n")) if (text !== "") lines.push(JSON.parse(text));
-    callback();
-  },
-});
+const sink = jsonLineSink(lines);
 
 const dataDir = mkdtempSync(join(tmpdir(), "stategate-logs-"));
 let gateway: Gateway;
@@ -48,6 +42,16 @@ after(async () => {
 /** The log lines of the call that carried `requestId`. */
 function linesOf(requestId: string): Record<string, unknown>[] {
   return lines.filter((line) => line.requestId === requestId);
+}
+
+/** Asserts that the call that carried `requestId` left one debug "call" line, with `expected` fields and its duration. */
+function assertCallLine(requestId: string, expected: { door: string; method: string; code: string }): void {
+  const mine = linesOf(requestId);
+  assert.equal(mine.length, 1, JSON.stringify(mine));
+  assert.deepEqual(
+    { ...mine[0], ms: typeof mine[0]?.ms },
+    { ...mine[0], level: 20, msg: "call", ...expected, ms: "number", requestId },
+  );
 }
 
 describe("logs at debug level", () => {
@@ -111,47 +115,20 @@ describe("per-call lines name the door a call came through", () => {
     });
     assert.equal(res.status, 404);
     assert.equal(res.headers.get("x-request-id"), requestId);
-    const mine = linesOf(requestId);
-    assert.equal(mine.length, 1, JSON.stringify(mine));
-    assert.deepEqual(
-      { ...mine[0], ms: typeof mine[0]?.ms },
-      {
-        ...mine[0],
-        level: 20,
-        msg: "call",
-        door: "rest",
-        method: "/stategate.v1.EntityService/Get",
-        code: "NotFound",
-        ms: "number",
-        requestId,
-      },
-    );
+    assertCallLine(requestId, { door: "rest", method: "/stategate.v1.EntityService/Get", code: "NotFound" });
   });
 
   it("GraphQL: door, method, code, ms and the caller's request id", async () => {
     const requestId = `gql-${unique("r")}`;
-    const res = await fetch(`${baseUrl()}/api/graphql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": requestId },
-      body: JSON.stringify({ query: `mutation { cacheSet(domain: "${unique("log")}", key: "k", value: 1) }` }),
-    });
-    const body = (await res.json()) as { errors?: unknown };
-    assert.equal(body.errors, undefined, JSON.stringify(body));
-    const mine = linesOf(requestId);
-    assert.equal(mine.length, 1, JSON.stringify(mine));
-    assert.deepEqual(
-      { ...mine[0], ms: typeof mine[0]?.ms },
+    const { body } = await postGraphql(
+      baseUrl(),
+      `mutation { cacheSet(domain: "${unique("log")}", key: "k", value: 1) }`,
       {
-        ...mine[0],
-        level: 20,
-        msg: "call",
-        door: "graphql",
-        method: "/stategate.v1.CacheService/Set",
-        code: "ok",
-        ms: "number",
-        requestId,
+        headers: { "x-request-id": requestId },
       },
     );
+    assert.equal(body.errors, undefined, JSON.stringify(body));
+    assertCallLine(requestId, { door: "graphql", method: "/stategate.v1.CacheService/Set", code: "ok" });
   });
 
   it("a client cannot name its door: gRPC and Connect calls sending x-stategate-door are logged as what they are", async () => {
@@ -173,15 +150,6 @@ describe("per-call lines name the door a call came through", () => {
     }
   });
 });
-
-/** A free port on loopback, for a gateway that does not log the one it got. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * Runs the real `stategate` with exactly `env` (plus PATH and ports, never the

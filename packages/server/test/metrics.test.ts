@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, expiresIn } from "@stategate/sdk-node";
+import { postGraphql } from "./graphql-helpers.js";
 import type { TestGateway } from "./helpers.js";
-import { dropMysqlTables, startTestGateway, take, testBackends, unique, until } from "./helpers.js";
+import { dropMysqlTables, mysqlStorage, startTestGateway, take, testBackends, unique, until } from "./helpers.js";
 import type { Sample } from "./prometheus.js";
 import { metric, scrape } from "./prometheus.js";
 import type { TcpCut } from "./tcp-cut.js";
@@ -24,14 +25,7 @@ const domain = unique("metrics");
 const requests = (s: Sample[], service: string, method: string, door: string, code: string) =>
   metric(s, "stategate_requests_total", { service: `stategate.v1.${service}`, method, door, code });
 
-async function graphql(query: string): Promise<Record<string, any>> {
-  const res = await fetch(`${tg.baseUrl}/api/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ query }),
-  });
-  return (await res.json()) as Record<string, any>;
-}
+const graphql = async (query: string) => (await postGraphql(tg.baseUrl, query)).body;
 
 describe("metrics after a mixed workload over every door", () => {
   let samples: Sample[];
@@ -221,12 +215,7 @@ describe("provider errors", () => {
     down = await startTestGateway(
       {
         STATEGATE_STORAGE_PROVIDER: JSON.stringify({
-          name: "mysql",
-          addr: `127.0.0.1:${mysql.port}`,
-          user: "root",
-          password: "",
-          database: "test",
-          tablePrefix: `${tag}_`,
+          ...mysqlStorage(tag, `127.0.0.1:${mysql.port}`),
           connectTimeoutMs: 1000,
         }),
         STATEGATE_CACHE_PROVIDER: JSON.stringify({

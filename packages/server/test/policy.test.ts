@@ -1,26 +1,24 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:http";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseCount } from "@stategate/rego";
 import { Code, ConnectError } from "@stategate/sdk-node";
-import type { ExecutionResult, FormattedExecutionResult } from "graphql";
+import type { FormattedExecutionResult } from "graphql";
 import { createClient as createWsClient } from "graphql-ws";
 import type { JWTPayload } from "jose";
-import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { WebSocket } from "ws";
+import type { GraphqlResult } from "./graphql-helpers.js";
+import { graphqlSse, postGraphql } from "./graphql-helpers.js";
 import type { TestGateway } from "./helpers.js";
 import { repoRoot, startTestGateway, take, until } from "./helpers.js";
+import type { TestIssuer } from "./test-issuer.js";
+import { startTestIssuer } from "./test-issuer.js";
 
 // Request and response policies (issue 6), over every door, with real tokens
 // from a local JWKS. The policies are the README's own examples.
 
-const ISSUER = "https://issuer.test";
-const AUDIENCE = "stategate";
 const b64 = (text: string) => Buffer.from(text).toString("base64");
 
 /** The rego blocks of the README's Authorization section: [tenant request policy, stream response policy]. */
@@ -30,36 +28,20 @@ function readmePolicies(): string[] {
   return [...section.matchAll(/```rego\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
 }
 
-let jwks: Server;
+let issuer: TestIssuer;
+/** A token of user "user" with `claims`, from the issuer the gateways trust. */
 let sign: (claims: JWTPayload) => Promise<string>;
+/** The environment of a gateway that trusts the issuer. */
 let auth: Record<string, string>;
 
 before(async () => {
-  const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
-  const jwk = { ...(await exportJWK(publicKey)), kid: "k1", alg: "ES256", use: "sig" };
-  jwks = createServer((_req, res) => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ keys: [jwk] }));
-  });
-  await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
-  sign = (claims) =>
-    new SignJWT({ sub: "user", ...claims })
-      .setProtectedHeader({ alg: "ES256", kid: "k1" })
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime("10m")
-      .sign(privateKey);
-  auth = {
-    STATEGATE_JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks.json`,
-    STATEGATE_JWT_ISSUER: ISSUER,
-    STATEGATE_JWT_AUDIENCE: AUDIENCE,
-  };
+  issuer = await startTestIssuer();
+  sign = (claims) => issuer.sign({ sub: "user", ...claims });
+  auth = issuer.env;
 });
 
 after(async () => {
-  jwks?.closeAllConnections();
-  await new Promise((resolve) => jwks?.close(resolve));
+  await issuer?.close();
 });
 
 /** The code name a call fails with, "OK" when it succeeds. */
@@ -72,13 +54,8 @@ async function codeOf(call: Promise<unknown>): Promise<string> {
   }
 }
 
-async function graphql(tg: TestGateway, token: string, query: string): Promise<ExecutionResult<Record<string, any>>> {
-  const res = await fetch(`${tg.baseUrl}/api/graphql`, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-    body: JSON.stringify({ query }),
-  });
-  return (await res.json()) as ExecutionResult<Record<string, any>>;
+async function graphql(tg: TestGateway, token: string, query: string): Promise<GraphqlResult> {
+  return (await postGraphql(tg.baseUrl, query, { headers: { authorization: `Bearer ${token}` } })).body;
 }
 
 async function rest(
@@ -216,17 +193,8 @@ describe("a tenant request policy", () => {
 
   it("a GraphQL subscription of another domain: PERMISSION_DENIED, over SSE and WebSocket", async () => {
     const query = 'subscription { eventStream(domain: "globex", type: "*") { event { id } } }';
-    const sse = await fetch(`${tg.baseUrl}/api/graphql`, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "text/event-stream", authorization: `Bearer ${acme}` },
-      body: JSON.stringify({ query }),
-    });
-    const text = await sse.text();
-    const data = text
-      .split("\n")
-      .filter((l) => l.startsWith("data: ") && l.length > 6)
-      .map((l) => JSON.parse(l.slice(6)) as ExecutionResult);
-    assert.equal(data[0]?.errors?.[0]?.extensions?.code, "PERMISSION_DENIED", text);
+    const { text, results } = await graphqlSse(tg.baseUrl, query, { headers: { authorization: `Bearer ${acme}` } });
+    assert.equal(results[0]?.errors?.[0]?.extensions?.code, "PERMISSION_DENIED", text);
     const ws = createWsClient({
       url: `${tg.baseUrl.replace(/^http/, "ws")}/api/graphql`,
       webSocketImpl: WebSocket,
@@ -717,12 +685,11 @@ allow if {
       return res.status === 200 ? "OK" : body.code === "permission_denied" ? "PermissionDenied" : String(res.status);
     },
     async graphql(domain, headers) {
-      const res = await fetch(`${tg.baseUrl}/api/graphql`, {
-        method: "POST",
-        headers: { ...headers, authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify({ query: `{ entitySearch(domain: "${domain}", type: "t") { entities { key } } }` }),
-      });
-      const result = (await res.json()) as ExecutionResult;
+      const { body: result } = await postGraphql(
+        tg.baseUrl,
+        `{ entitySearch(domain: "${domain}", type: "t") { entities { key } } }`,
+        { headers: { ...headers, authorization: `Bearer ${token}` } },
+      );
       return result.errors ? String(result.errors[0]?.extensions?.code) : "OK";
     },
     async "graphql over WebSocket"(domain, headers) {

@@ -32,7 +32,8 @@ export interface RawStream {
   cancel(): void;
 }
 
-function envelope(flags: number, payload: Uint8Array): Buffer {
+/** One enveloped message, as gRPC and Connect streams frame them: flags byte, 4-byte length, payload. */
+export function envelope(flags: number, payload: Uint8Array): Buffer {
   const out = Buffer.alloc(5 + payload.length);
   out[0] = flags;
   out.writeUInt32BE(payload.length, 1);

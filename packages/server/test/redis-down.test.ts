@@ -2,24 +2,13 @@ import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, it } from "node:test";
 import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError, createClient, expiresIn } from "@stategate/sdk-node";
 import type { GatewayProcess } from "./helpers.js";
-import { spawnGateway, unique, until } from "./helpers.js";
-
-function listening(port: number): Promise<boolean> {
-  return new Promise<boolean>((resolve) => {
-    const s = net.connect({ host: "127.0.0.1", port }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on("error", () => resolve(false));
-  });
-}
+import { freePort, listening, spawnGateway, unique, until } from "./helpers.js";
 
 /** A redis-server of this test's own, without persistence, so stopping it disturbs no one else. */
 async function startRedis(port: number): Promise<ChildProcess> {
@@ -35,14 +24,6 @@ async function stopRedis(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGKILL");
   await exited;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 const dataDirs: string[] = [];

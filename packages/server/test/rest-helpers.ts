@@ -81,3 +81,14 @@ export async function* sse(body: ReadableStream<Uint8Array>): AsyncGenerator<Sse
 export async function* ndjson(body: ReadableStream<Uint8Array>): AsyncGenerator<any> {
   for await (const line of lines(body)) if (line.trim() !== "") yield JSON.parse(line);
 }
+
+/**
+ * Everything a stream of messages (`sse(body)`, `ndjson(body)`) yields until
+ * the response ends. Reading starts at once: call it before what ends the
+ * stream, await it after.
+ */
+export async function readAll<T>(messages: AsyncIterable<T>): Promise<T[]> {
+  const got: T[] = [];
+  for await (const m of messages) got.push(m);
+  return got;
+}

@@ -12,7 +12,7 @@ import { createRouteTable, httpBindings } from "../src/front/rest/index.js";
 import { writeStream } from "../src/front/rest/stream.js";
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, take, unique, until } from "./helpers.js";
-import { ndjson, ok, rest, sse } from "./rest-helpers.js";
+import { ndjson, ok, readAll, rest, sse } from "./rest-helpers.js";
 
 let tg: TestGateway;
 before(async () => {
@@ -127,12 +127,8 @@ describe("REST streams", () => {
     const own = await startTestGateway();
     try {
       const res = await fetch(`${own.baseUrl}/api/events/stream?domain=*&type=*`);
-      const ended = (async () => {
-        const got = [];
-        // No event is written; the loop ends when the response does.
-        for await (const m of sse(res.body!)) got.push(m);
-        return got;
-      })();
+      // No event is written; the reading ends when the response does.
+      const ended = readAll(sse(res.body!));
       await until(() => own.gateway.openStreams() === 1);
       const started = Date.now();
       const closing = own.close();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Code, ConnectError } from "@stategate/sdk-node";
 import { protocols, startTestGateway, unique, until } from "./helpers.js";
-import { ndjson, sse } from "./rest-helpers.js";
+import { ndjson, readAll, sse } from "./rest-helpers.js";
 
 /** How a stream ended: its code and message, or "ended" when it ended with OK. */
 async function outcome(stream: AsyncIterable<unknown>): Promise<string> {
@@ -48,11 +48,7 @@ describe("at shutdown, open streams end with UNAVAILABLE so clients reconnect", 
       try {
         const res = await fetch(`${tg.baseUrl}${path}&domain=${unique("down-sse")}`);
         assert.equal(res.status, 200);
-        const read = (async () => {
-          const got = [];
-          for await (const m of sse(res.body!)) got.push(m);
-          return got;
-        })();
+        const read = readAll(sse(res.body!));
         await until(() => tg.gateway.openStreams() === 1);
         const started = Date.now();
         await tg.close();
@@ -78,11 +74,7 @@ describe("at shutdown, open streams end with UNAVAILABLE so clients reconnect", 
         headers: { accept: "application/x-ndjson" },
       });
       assert.equal(res.status, 200);
-      const read = (async () => {
-        const got = [];
-        for await (const line of ndjson(res.body!)) got.push(line);
-        return got;
-      })();
+      const read = readAll(ndjson(res.body!));
       await until(() => tg.gateway.openStreams() === 1);
       await tg.close();
       const got = await read;

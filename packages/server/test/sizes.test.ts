@@ -3,7 +3,6 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -24,7 +23,7 @@ import type { Gateway } from "../src/gateway.js";
 import { startGateway } from "../src/gateway.js";
 import { entitySize, eventSize } from "../src/services/size.js";
 import type { TestGateway } from "./helpers.js";
-import { startTestGateway, unique } from "./helpers.js";
+import { jsonLineSink, startTestGateway, unique } from "./helpers.js";
 import { rest } from "./rest-helpers.js";
 
 // Small limits, so a test needs kilobytes, not the megabytes a user would hit.
@@ -286,19 +285,13 @@ describe("a response that fails to serialize", () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), "stategate-test-"));
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        for (const line of String(chunk).split("\n")) if (line) lines.push(JSON.parse(line));
-        cb();
-      },
-    });
     const config = loadConfig({
       STATEGATE_PORT: "0",
       STATEGATE_METRICS_PORT: "off",
       STATEGATE_DATA_DIR: dataDir,
       STATEGATE_LOG_LEVEL: "error",
     });
-    gateway = await startGateway(config, pino({ level: "error" }, sink));
+    gateway = await startGateway(config, pino({ level: "error" }, jsonLineSink(lines)));
     baseUrl = `http://127.0.0.1:${gateway.port}`;
     // Nested 3000 levels: JSON.stringify (storage) copes, protobuf-es's encoders overflow the stack.
     // Validation allows 32 levels, so only a value written behind the gateway's back can be like this.

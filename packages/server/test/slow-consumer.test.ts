@@ -12,7 +12,7 @@ import { Code, ConnectError, createClient } from "@stategate/sdk-node";
 import type { GatewayProcess, TestGateway } from "./helpers.js";
 import { spawnGateway, startTestGateway, unique, until } from "./helpers.js";
 import { metric, scrape } from "./prometheus.js";
-import { sse } from "./rest-helpers.js";
+import { readAll, sse } from "./rest-helpers.js";
 
 /** Subscribers that keep up. */
 const FAST = 100;
@@ -288,8 +288,7 @@ describe(`with a small STATEGATE_MAX_STREAM_BUFFER`, () => {
       await until(() => tg.gateway.openStreams() === 1);
       const slowBefore = await slowStreams();
       await broadcastUntil(domain, 65_536, async () => (await slowStreams()) > slowBefore, 1_000);
-      const got = [];
-      for await (const m of sse(res.body!)) if (m.data) got.push(m);
+      const got = (await readAll(sse(res.body!))).filter((m) => m.data);
       const last = got.at(-1)!;
       assert.equal(last.event, "error", `${got.length} events, the last not an error`);
       const error = JSON.parse(last.data!) as { code: string; message: string };

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { NodeClient } from "@stategate/sdk-node";
 import { Code, ConnectError } from "@stategate/sdk-node";
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, unique } from "./helpers.js";
@@ -12,24 +13,36 @@ after(async () => {
   await tg.close();
 });
 
+/**
+ * Writes `ref` at versions 1 and 2, then sends 20 Edits at once: the even ones
+ * (values `fresh<i>`) without an expected version, the odd ones (values
+ * `stale<i>`) expecting `expectedVersion`. Settles with each Edit's outcome, in order.
+ */
+async function raceEdits(
+  client: NodeClient,
+  ref: { domain: string; type: string; key: string },
+  expectedVersion: bigint,
+) {
+  await client.entity.set({ ...ref, values: { base: true } });
+  await client.entity.edit({ ...ref, values: { second: true }, expectedVersion: 1n });
+  return Promise.allSettled(
+    Array.from({ length: 20 }, (_, i) =>
+      i % 2 === 0
+        ? client.entity.edit({ ...ref, values: { [`fresh${i}`]: i } })
+        : client.entity.edit({ ...ref, values: { [`stale${i}`]: i }, expectedVersion }),
+    ),
+  );
+}
+
 for (const protocol of ["grpc", "connect"] as const) {
   describe(`versions and conflicts over ${protocol}`, () => {
     it("20 concurrent Edits, half with a stale expected version", async () => {
       const client = tg.client({ protocol, binary: protocol === "grpc" });
       const ref = { domain: unique("ver"), type: "counter", key: "c1" };
-      await client.entity.set({ ...ref, values: { base: true } });
-      await client.entity.edit({ ...ref, values: { second: true }, expectedVersion: 1n });
-
       // The odd Edits expect version 2, the version when they are sent: they
       // race the even ones (no expected version) on the version check, and at
       // most the first of them to commit can still find version 2.
-      const results = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) =>
-          i % 2 === 0
-            ? client.entity.edit({ ...ref, values: { [`fresh${i}`]: i } })
-            : client.entity.edit({ ...ref, values: { [`stale${i}`]: i }, expectedVersion: 2n }),
-        ),
-      );
+      const results = await raceEdits(client, ref, 2n);
 
       const ok = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
       const rejected = results.flatMap((r, i) =>
@@ -72,17 +85,8 @@ for (const protocol of ["grpc", "connect"] as const) {
     it("20 concurrent Edits, half expecting version 1 after version 2 exists: exactly 10 OK and 10 ABORTED", async () => {
       const client = tg.client({ protocol, binary: protocol === "grpc" });
       const ref = { domain: unique("ver-det"), type: "counter", key: "c1" };
-      await client.entity.set({ ...ref, values: { base: true } });
-      await client.entity.edit({ ...ref, values: { second: true }, expectedVersion: 1n });
-
       // Version 2 exists before any of these is sent: every Edit expecting 1 is stale whatever the order.
-      const results = await Promise.allSettled(
-        Array.from({ length: 20 }, (_, i) =>
-          i % 2 === 0
-            ? client.entity.edit({ ...ref, values: { [`fresh${i}`]: i } })
-            : client.entity.edit({ ...ref, values: { [`stale${i}`]: i }, expectedVersion: 1n }),
-        ),
-      );
+      const results = await raceEdits(client, ref, 1n);
 
       const ok = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
       const aborted = results.flatMap((r, i) =>

@@ -5,20 +5,9 @@
  * names or credentials); the driver's error is kept as `cause` for the log.
  */
 import { ProviderClosedError, ProviderUnavailableError } from "../errors.js";
+import { isSocketError } from "../socket-errors.js";
 
 const provider = "redis";
-
-const network = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
 
 // The first word of a Redis error reply, and what it tells an operator. Any
 // other reply (WRONGTYPE, ERR …) is a bug or a foreign key, not an outage.
@@ -50,7 +39,7 @@ function outage(error: unknown): string | undefined {
         ? replies.NOAUTH
         : undefined;
   }
-  if (typeof code === "string" && network.has(code)) {
+  if (isSocketError(code)) {
     return "cannot reach the server";
   }
   if (

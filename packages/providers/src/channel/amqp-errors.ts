@@ -5,23 +5,12 @@
  * the log.
  */
 import { ProviderClosedError, ProviderUnavailableError } from "../errors.js";
-
-const network = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
+import { isSocketError } from "../socket-errors.js";
 
 function reason(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
-  if (typeof code === "string" && network.has(code)) {
+  if (isSocketError(code)) {
     return "cannot reach the broker";
   }
   if (message === "connect ETIMEDOUT") {

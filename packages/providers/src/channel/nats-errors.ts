@@ -6,18 +6,7 @@
  */
 import { ErrorCode } from "nats";
 import { ProviderClosedError, ProviderUnavailableError } from "../errors.js";
-
-const network = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
+import { isSocketError } from "../socket-errors.js";
 
 const credentials = new Set<string>([
   ErrorCode.AuthorizationViolation,
@@ -59,7 +48,7 @@ function reason(error: unknown): string {
   for (const c of [inner, code]) {
     if (c !== undefined && isTls(c)) return "the TLS handshake with the server failed";
   }
-  if (code === ErrorCode.ConnectionRefused || (code !== undefined && network.has(code))) {
+  if (code === ErrorCode.ConnectionRefused || isSocketError(code)) {
     return "cannot reach the server";
   }
   if (code === ErrorCode.ConnectionTimeout || code === ErrorCode.Timeout) {

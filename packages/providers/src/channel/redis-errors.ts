@@ -5,18 +5,7 @@
  * `cause`, for the log.
  */
 import { ProviderClosedError, ProviderUnavailableError } from "../errors.js";
-
-const network = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-]);
+import { isSocketError } from "../socket-errors.js";
 
 // The first word of a Redis error reply that means the server cannot serve
 // the channel now, and what it tells an operator.
@@ -51,7 +40,7 @@ function reason(error: unknown): string {
     }
     return "the server failed the request";
   }
-  if ((typeof code === "string" && network.has(code)) || message === "connect ETIMEDOUT") {
+  if (isSocketError(code) || message === "connect ETIMEDOUT") {
     return "cannot reach the server";
   }
   if (

@@ -36,7 +36,13 @@ function sslOptions(tls: boolean | MysqlTlsOptions | undefined): SslOptions | un
   };
 }
 
-/** Checks the options and builds the pool configuration; throws ProviderConfigError. */
+/**
+ * Checks the options and builds the mysql2 pool configuration the adapter
+ * uses, and its table prefix; throws ProviderConfigError.
+ *
+ * @example
+ * const { pool, tablePrefix } = mysqlConfig({ addr: "127.0.0.1:3306", database: "test" });
+ */
 export function mysqlConfig(options: MysqlStorageOptions): MysqlConfig {
   const fromUrl =
     options.url === undefined

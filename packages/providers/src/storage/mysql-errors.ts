@@ -11,21 +11,15 @@ import {
   ValueTooLargeError,
   VersionConflictError,
 } from "../errors.js";
+import { socketErrorReason } from "../socket-errors.js";
 
 const provider = "mysql";
 
-// Keyed by mysql2's `code`: Node socket codes, mysql2's own protocol codes and
-// the server's ER_ names. All of them mean "this backend cannot serve now".
+// Keyed by mysql2's `code`: mysql2's own protocol codes and the server's ER_
+// names (Node's socket codes are in socket-errors.ts). All of them mean "this
+// backend cannot serve now".
 const unavailable: Record<string, string> = {
-  ECONNREFUSED: "cannot reach the server",
-  ENOTFOUND: "cannot reach the server",
-  EAI_AGAIN: "cannot reach the server",
-  EHOSTUNREACH: "cannot reach the server",
-  ENETUNREACH: "cannot reach the server",
-  ETIMEDOUT: "timed out reaching the server",
   PROTOCOL_SEQUENCE_TIMEOUT: "timed out reaching the server",
-  ECONNRESET: "lost the connection to the server",
-  EPIPE: "lost the connection to the server",
   PROTOCOL_CONNECTION_LOST: "lost the connection to the server",
   ER_CONNECTION_KILLED: "lost the connection to the server",
   ER_CLIENT_INTERACTION_TIMEOUT: "lost the connection to the server",
@@ -107,7 +101,7 @@ export function mysqlError(error: unknown, context: ErrorContext = {}): unknown 
     return new ProviderTimeoutError(provider, serverTimeouts[errno] as string, { cause: error });
   }
   if (typeof code === "string") {
-    const reason = Object.hasOwn(unavailable, code) ? unavailable[code] : undefined;
+    const reason = socketErrorReason(code) ?? (Object.hasOwn(unavailable, code) ? unavailable[code] : undefined);
     if (reason !== undefined) {
       return new ProviderUnavailableError(provider, reason, { cause: error });
     }

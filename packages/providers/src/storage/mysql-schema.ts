@@ -37,7 +37,10 @@ export const entityColumns = "`domain`, `type`, `key`, `values`, `version`";
 /** How many positions one markPublished statement carries; a short batch repeats its first position. */
 export const publishBatch = 64;
 
-/** The statements whose text does not depend on a query's shape. */
+/**
+ * The adapter's statements whose text does not depend on a query's shape, on
+ * the tables `t`: what a Get, a commit, a stream read and the outbox send.
+ */
 export function mysqlStatements(t: MysqlTables) {
   const entity = "`domain` = ? AND `type` = ? AND `key` = ?";
   return {

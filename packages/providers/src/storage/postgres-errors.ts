@@ -12,6 +12,7 @@ import {
   ValueTooLargeError,
   VersionConflictError,
 } from "../errors.js";
+import { isSocketError, socketErrorReason } from "../socket-errors.js";
 import { versionFence } from "./postgres-schema.js";
 
 const provider = "postgres";
@@ -24,19 +25,6 @@ const timedOut = "timed out waiting for the server";
 // timeout on our side ("Query read timeout") is not one of these: a server that
 // does not answer may be gone.
 const serverTimeouts = new Set(["57014", "55P03"]);
-
-// Node's socket and DNS codes: the server cannot be reached, or went away.
-const socketCodes: Record<string, string> = {
-  ECONNREFUSED: "cannot reach the server",
-  ENOTFOUND: "cannot reach the server",
-  EAI_AGAIN: "cannot reach the server",
-  EHOSTUNREACH: "cannot reach the server",
-  ENETUNREACH: "cannot reach the server",
-  ETIMEDOUT: "timed out reaching the server",
-  ECONNRESET: lost,
-  ECONNABORTED: lost,
-  EPIPE: lost,
-};
 
 // SQLSTATEs that mean "this backend cannot serve now", not "this call is wrong".
 // Class 08 (connection exceptions) is matched as a whole below.
@@ -142,10 +130,7 @@ export function isFatal(error: unknown): boolean {
     return state.startsWith("08") || state.startsWith("57P") || state === "25P03";
   }
   const { code, message } = driverError(error);
-  return (
-    (typeof code === "string" && Object.hasOwn(socketCodes, code)) ||
-    (typeof message === "string" && Object.hasOwn(driverMessages, message))
-  );
+  return isSocketError(code) || (typeof message === "string" && Object.hasOwn(driverMessages, message));
 }
 
 /** What the caller knows that the driver error does not: the version race or the size involved. */
@@ -164,7 +149,8 @@ function unavailableReason(error: unknown): string | undefined {
   }
   const { code, message } = driverError(error);
   if (typeof code === "string") {
-    if (Object.hasOwn(socketCodes, code)) return socketCodes[code];
+    const socketReason = socketErrorReason(code);
+    if (socketReason !== undefined) return socketReason;
     if (certificateCodes.has(code) || code.startsWith("ERR_TLS_") || code.startsWith("ERR_SSL_")) {
       return "the TLS handshake with the server failed";
     }
