@@ -151,3 +151,53 @@ describe("a REST client that aborts its upload", () => {
     assert.deepEqual(lines.filter((l) => (l.level as number) >= 50).slice(errorsBefore), [], "no error-level line");
   });
 });
+
+/**
+ * A client that stops reading, falls behind, and then drops its connection:
+ * REST and GraphQL streams run in-process, where the handler, parked while its
+ * reader was slow, must still be released once the client is gone.
+ */
+describe("in-process streams whose client stopped reading, then left", () => {
+  const requests: Record<string, (domain: string) => string> = {
+    "REST SSE": (domain) => `GET /api/events/stream?domain=${domain}&type=* HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+    "REST NDJSON": (domain) =>
+      `GET /api/events/stream?domain=${domain}&type=* HTTP/1.1\r\nHost: localhost\r\nAccept: application/x-ndjson\r\n\r\n`,
+    "GraphQL SSE": (domain) => {
+      const body = JSON.stringify({
+        query: `subscription { eventStream(domain: "${domain}", type: "*") { event { version entity { values } } } }`,
+      });
+      return (
+        "POST /api/graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n" +
+        `Accept: text/event-stream\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+      );
+    },
+  };
+  for (const [name, request] of Object.entries(requests)) {
+    it(`${name}: the stream is released, its buffer emptied`, async () => {
+      const domain = unique("behind");
+      const open = gateway.openStreams();
+      const socket = net.connect(gateway.port, "127.0.0.1");
+      socket.on("error", () => {});
+      await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+      socket.write(request(domain));
+      // The response has begun: from now on nothing is read, so the kernel's buffers fill up.
+      await new Promise<void>((resolve) => socket.once("data", () => resolve()));
+      socket.pause();
+      await until(() => gateway.openStreams() === open + 1);
+      const big = "x".repeat(20_000);
+      for (let i = 0; i < 400; i += 10) {
+        await Promise.all(
+          Array.from({ length: 10 }, (_, j) =>
+            client.entity.set({ domain, type: "t", key: `k${j}`, values: { big, i } }),
+          ),
+        );
+      }
+      const buffered = async () =>
+        metric(await scrape(gateway.metricsPort!), "stategate_stream_buffered_items", { kind: "event" });
+      await until(async () => (await buffered()) > 0, 5_000);
+      socket.destroy();
+      await until(() => gateway.openStreams() === open, 5_000);
+      assert.equal(await buffered(), 0);
+    });
+  }
+});

@@ -39,10 +39,11 @@ export function createGraphqlHttp(
   const yoga = createYoga<Record<string, unknown>, CallContext>({
     schema,
     graphqlEndpoint: path,
-    context: ({ request }) => ({
+    context: ({ request, res }) => ({
       headers: callHeaders(ctx, request.headers),
       // `connect-timeout-ms` or `grpc-timeout` bounds the whole operation, as on REST.
       deadline: requestDeadline((name) => request.headers.get(name)),
+      gone: closedBeforeEnd(res as AnyResponse),
     }),
     graphiql: { title: "stategate GraphiQL", endpoint: path, subscriptionsProtocol: "SSE", defaultQuery },
     renderGraphiQL: renderGraphiql,
@@ -79,6 +80,19 @@ export function createGraphqlHttp(
     // The Connect adapter's types are narrower than yoga's; both are Node's own (HTTP/1.1 or HTTP/2).
     await yoga.requestListener(req as Listener[0], res as Listener[1]);
   };
+}
+
+/**
+ * Aborts when the response closes before it ended: the client left. Yoga does
+ * not cancel a subscription whose SSE client leaves while a write waits for
+ * it, so the subscription listens for this itself.
+ */
+function closedBeforeEnd(res: AnyResponse): AbortSignal {
+  const gone = new AbortController();
+  res.once("close", () => {
+    if (!res.writableFinished) gone.abort();
+  });
+  return gone.signal;
 }
 
 /** How yoga reads the GraphQL parameters of a request. */

@@ -8,6 +8,7 @@ import { shuttingDown } from "../../errors.js";
 import { checkJson } from "../../services/rules.js";
 import { linkSignals } from "../../streams/signals.js";
 import type { DoorContext } from "../door.js";
+import { drainAborted } from "../drain.js";
 import { remainingMs } from "./deadline.js";
 import { toGraphqlError } from "./errors.js";
 
@@ -17,6 +18,8 @@ export interface CallContext {
   headers: Headers;
   /** When the operation's calls must be done by (`Date.now()` time), from the request's deadline header; see deadline.ts. */
   deadline?: number;
+  /** Aborts when an HTTP client left before its response ended (SSE subscriptions). */
+  gone?: AbortSignal;
 }
 
 /**
@@ -98,13 +101,20 @@ export function createCaller(ctx: DoorContext): Caller {
       let done = false;
       const finished = { done: true, value: undefined } as const;
       const finish = () => {
-        done = true;
-        cancel.abort();
-        unlink();
+        if (!done) {
+          done = true;
+          context.gone?.removeEventListener("abort", finish);
+          cancel.abort();
+          unlink();
+          // The call ends at its next pull, now that it is aborted; a subscriber that left pulls no more.
+          if (messages) void drainAborted(messages);
+        }
         return finished;
       };
       // The error a stream ends with is its last payload: the field resolver throws it, so it
       // reaches the client as a GraphQL error (with its code) before the stream completes.
+      // A subscriber that left while the transport waited on it is not going to return() this.
+      context.gone?.addEventListener("abort", finish, { once: true });
       const last = (err: unknown) => {
         finish();
         return { done: false, value: toGraphqlError(err, ctx) } as const;

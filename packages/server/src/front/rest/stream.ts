@@ -5,6 +5,7 @@ import { EventService } from "@stategate/api";
 import type { Logger } from "pino";
 import { shuttingDown } from "../../errors.js";
 import type { AnyRequest, AnyResponse } from "../door.js";
+import { drainAborted } from "../drain.js";
 import { errorJson, responseJson, toConnectError, writeChunk, writeError } from "./response.js";
 import type { Route } from "./routes.js";
 
@@ -140,8 +141,8 @@ export async function writeStream(
     if (!gone.aborted) res.end();
   } finally {
     clearInterval(ping);
-    // Releases the call if it is still open; its own error, if any, was answered already.
-    Promise.resolve(it.return?.()).catch(() => {});
+    // A client that left leaves the call to end: the caller's signal has aborted it.
+    if (gone.aborted) void drainAborted(it);
   }
 }
 
