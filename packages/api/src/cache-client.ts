@@ -1,10 +1,11 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import { fromJson, toJson } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Timestamp, Value } from "@bufbuild/protobuf/wkt";
 import { timestampDate, timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { CallOptions, Transport } from "@connectrpc/connect";
 import { createClient } from "@connectrpc/connect";
 import { CacheService } from "./gen/stategate/v1/cache_service_pb.js";
+import { plainJson } from "./plain-json.js";
 
 /** A cached value as the client sees it: plain JSON and a Date. */
 export interface CachedValue {
@@ -40,8 +41,7 @@ export function createCacheClient(transport: Transport): CacheClient {
         {
           domain,
           key,
-          // undefined stays undefined, so the gateway answers "value: is required".
-          value: value === undefined ? undefined : fromJson(ValueSchema, value),
+          value: valueMessage(value),
           exp: exp instanceof Date ? timestampFromDate(exp) : exp,
         },
         options,
@@ -60,4 +60,11 @@ export function createCacheClient(transport: Transport): CacheClient {
       await raw.del({ domain, key }, options);
     },
   };
+}
+
+/** A plain JS value as a google.protobuf.Value, made JSON by `plainJson` first (as Struct fields are). */
+function valueMessage(value: unknown): Value | undefined {
+  const json = plainJson(value, "value");
+  // undefined stays undefined, so the gateway answers "value: is required".
+  return json === undefined ? undefined : fromJson(ValueSchema, json);
 }

@@ -9,6 +9,7 @@ import { EntityService } from "./gen/stategate/v1/entity_service_pb.js";
 import { EventService } from "./gen/stategate/v1/event_service_pb.js";
 import { MutexService } from "./gen/stategate/v1/mutex_service_pb.js";
 import { PeerService } from "./gen/stategate/v1/peer_service_pb.js";
+import { plainJsonTransport } from "./plain-json.js";
 
 /**
  * Typed clients for the five stategate services over one transport, plus
@@ -39,7 +40,9 @@ export interface StategateClient {
 }
 
 /** Builds a `StategateClient` on any Connect transport (gRPC, gRPC-Web or Connect; Node or browser). */
-export function createStategateClient(transport: Transport): StategateClient {
+export function createStategateClient(wire: Transport): StategateClient {
+  // Plain JS values become JSON the same way whatever the protocol and encoding.
+  const transport = plainJsonTransport(wire);
   const mutex = createClient(MutexService, transport);
   return {
     entity: createClient(EntityService, transport),

@@ -36,6 +36,7 @@ export type { ProviderDefaults, ProviderSpec } from "./registry.js";
 export {
   cacheProviderNames,
   channelProviderNames,
+  checkStorage,
   createCache,
   createChannel,
   createStorage,

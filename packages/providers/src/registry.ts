@@ -17,7 +17,7 @@ import { createRedisChannel, type RedisChannelTlsOptions } from "./channel/redis
 import { ProviderConfigError } from "./errors.js";
 import { createMysqlStorage, type MysqlTlsOptions } from "./storage/mysql.js";
 import { createPostgresStorage, type PostgresTlsOptions } from "./storage/postgres.js";
-import { createSqliteStorage } from "./storage/sqlite.js";
+import { checkSqliteStorage, createSqliteStorage } from "./storage/sqlite.js";
 import type { Cache, Channel, Storage } from "./types.js";
 
 /** A provider as configuration names it: its name plus provider-specific options. */
@@ -49,6 +49,8 @@ type Options<S extends OptionSchema> = { [K in keyof S]?: OptionValue<S[K]> };
 interface Provider<T, D> {
   options: OptionSchema;
   create(options: Record<string, unknown>, defaults: D): Promise<T>;
+  /** Checks, creating nothing, that `create` would succeed; without it a check creates, pings and closes. */
+  check?(options: Record<string, unknown>, defaults: D): Promise<void>;
 }
 
 // Ties each factory's options type to its schema, so a table entry cannot
@@ -56,13 +58,22 @@ interface Provider<T, D> {
 function provider<T, S extends OptionSchema, D = undefined>(
   options: S,
   create: (options: Options<S>, defaults: D) => Promise<T>,
+  check?: (options: Options<S>, defaults: D) => Promise<void>,
 ): Provider<T, D> {
-  return { options, create: (parsed, defaults) => create(parsed as Options<S>, defaults) };
+  return {
+    options,
+    create: (parsed, defaults) => create(parsed as Options<S>, defaults),
+    ...(check
+      ? { check: (parsed: Record<string, unknown>, defaults: D) => check(parsed as Options<S>, defaults) }
+      : {}),
+  };
 }
 
 const storageProviders: Record<string, Provider<Storage, ProviderDefaults>> = {
-  sqlite: provider({ path: "string" }, (o, d) =>
-    createSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") }),
+  sqlite: provider(
+    { path: "string" },
+    (o, d) => createSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") }),
+    (o, d) => checkSqliteStorage({ path: o.path ?? join(d.dataDir, "stategate.db") }),
   ),
   mysql: provider(
     {
@@ -266,6 +277,23 @@ function parse<T, D>(
 export async function createStorage(spec: ProviderSpec, defaults: ProviderDefaults): Promise<Storage> {
   const [entry, options] = parse("storage", storageProviders, spec);
   return entry.create(options, defaults);
+}
+
+/**
+ * Checks that the storage a spec names would open, without serving: the
+ * embedded SQLite file is checked creating nothing (see checkSqliteStorage);
+ * a server is connected to, pinged and left. Throws ProviderConfigError for
+ * an unknown name or bad option.
+ */
+export async function checkStorage(spec: ProviderSpec, defaults: ProviderDefaults): Promise<void> {
+  const [entry, options] = parse("storage", storageProviders, spec);
+  if (entry.check) return entry.check(options, defaults);
+  const storage = await entry.create(options, defaults);
+  try {
+    await storage.ping();
+  } finally {
+    await storage.close().catch(() => {});
+  }
 }
 
 /** Creates the cache a spec names; throws ProviderConfigError for an unknown name or bad option. */

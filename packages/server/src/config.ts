@@ -81,6 +81,15 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The variable to name when the storage cannot be opened: the embedded SQLite
+ * file lives in STATEGATE_DATA_DIR unless the spec gives its own `path`. A bad
+ * option is always STATEGATE_STORAGE_PROVIDER's, whatever this says.
+ */
+export function storageFileVariable(storage: ProviderSpec): "STATEGATE_DATA_DIR" | "STATEGATE_STORAGE_PROVIDER" {
+  return storage.name === "sqlite" && storage.path === undefined ? "STATEGATE_DATA_DIR" : "STATEGATE_STORAGE_PROVIDER";
+}
+
 const levels = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /**

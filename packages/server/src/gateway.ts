@@ -21,7 +21,7 @@ import type { Logger } from "pino";
 import { compilePolicies, policyInterceptors } from "./auth/policy.js";
 import { createVerifier } from "./auth/verifier.js";
 import type { Config } from "./config.js";
-import { ConfigError } from "./config.js";
+import { ConfigError, storageFileVariable } from "./config.js";
 import { kRequestId, methodName } from "./context.js";
 import { shuttingDown } from "./errors.js";
 import { withCors } from "./front/cors.js";
@@ -36,6 +36,7 @@ import type { HiddenError } from "./front/internal-errors.js";
 import { hideInternalErrors } from "./front/internal-errors.js";
 import type { ListenTls, Upgrade } from "./front/listener.js";
 import { listen } from "./front/listener.js";
+import { answerNoRoute } from "./front/no-route.js";
 import { createRestDoor } from "./front/rest/index.js";
 import { guardTransport } from "./front/transport-guards.js";
 import { Health as HealthService } from "./gen/health/v1/health_pb.js";
@@ -98,13 +99,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
   const metrics = createMetrics(VERSION);
   let ops: OpsServer | undefined;
   try {
-    // The embedded store lives in the data directory unless its own path is given.
-    const storageVariable =
-      config.storage.name === "sqlite" && config.storage.path === undefined
-        ? "STATEGATE_DATA_DIR"
-        : "STATEGATE_STORAGE_PROVIDER";
     const storage: Storage = instrumentStorage(
-      await named(storageVariable, () => createStorage(config.storage, { dataDir: config.dataDir })),
+      await named(
+        "STATEGATE_STORAGE_PROVIDER",
+        () => createStorage(config.storage, { dataDir: config.dataDir }),
+        storageFileVariable(config.storage),
+      ),
       metrics,
     );
     opened.push(storage);
@@ -321,28 +321,29 @@ function sweepClaim(cache: Cache): () => Promise<(() => Promise<void>) | undefin
 
 /**
  * Opens a provider; any failure to do so stops start-up with an error naming
- * the variable that chose it (the cause stays attached for the log).
+ * the variable that chose it (the cause stays attached for the log): a bad
+ * option names `variable`, a failure to open `openVariable` (STATEGATE_DATA_DIR
+ * for the embedded store in the data directory).
  */
-async function named<T>(variable: string, open: () => Promise<T>): Promise<T> {
+async function named<T>(variable: string, open: () => Promise<T>, openVariable = variable): Promise<T> {
   try {
     return await open();
   } catch (err) {
     if (err instanceof ProviderConfigError) throw new ConfigError(variable, err.message);
     const reason = err instanceof Error ? err.message : String(err);
-    throw new ConfigError(variable, `cannot open the provider: ${reason}`, { cause: err });
+    throw new ConfigError(openVariable, `cannot open the provider: ${reason}`, { cause: err });
   }
 }
 
-/** Answers a request that no RPC route took: the first door that claims it, else 404. */
+/** Answers a request that no RPC route took: the first door that claims it, else "no such route" in its protocol. */
 async function serveDoors(doors: Door[], req: AnyRequest, res: AnyResponse, log: Logger): Promise<void> {
   try {
     for (const door of doors) if (await door.handle(req, res)) return;
-    res.writeHead(404, { "content-type": "application/json" });
-    res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method} ${req.url?.split("?")[0]}` }));
+    answerNoRoute(req, res);
   } catch (err) {
     log.error({ err }, "a door failed");
     if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
-    res.end(JSON.stringify({ code: "internal", message: "internal error" }));
+    res.end(JSON.stringify({ code: "internal", message: "internal error", details: [] }));
   }
 }
 

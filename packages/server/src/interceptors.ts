@@ -102,6 +102,9 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
       throw error;
     };
     try {
+      // A deadline that passed before the call started (`connect-timeout-ms: 0`)
+      // or a client already gone: the call does not run, so it writes nothing.
+      if (req.signal.aborted) throw abortedError(req.signal);
       // A backend that hangs must not hold the caller past its deadline.
       const res = req.stream ? await next(req) : await untilAborted(next(req), req.signal);
       res.header.set("x-request-id", requestId);

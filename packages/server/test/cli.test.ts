@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { createStorage } from "@stategate/providers";
 import { loadConfig } from "../src/config.js";
 import { redactConfig } from "../src/ops/redact.js";
 import { freePort, repoRoot } from "./helpers.js";
@@ -106,6 +107,75 @@ describe("stategate check-config", () => {
       assert.equal(result.status, 2, result.stderr);
       assert.match(result.stderr.trim(), expected);
     }
+  });
+});
+
+describe("stategate check-config and the embedded store", () => {
+  /** A fresh directory, removed after the tests. */
+  const tempDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), "stategate-check-"));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it("names STATEGATE_STORAGE_PROVIDER for a bad sqlite option, in check-config and at start-up", () => {
+    const env = { STATEGATE_STORAGE_PROVIDER: '{"name":"sqlite","bogus":1}', STATEGATE_PORT: "0" };
+    for (const args of [["check-config"], []]) {
+      const result = stategate(args, env);
+      assert.equal(result.status, 2, result.stderr);
+      assert.match(result.stderr.trim(), /^stategate: STATEGATE_STORAGE_PROVIDER: .*unknown option "bogus"/, args[0]);
+    }
+  });
+
+  it("creates no directory and no database: a missing directory is an error naming the variable", () => {
+    const root = tempDir();
+    const path = join(root, "nonexistent", "dir", "x.db");
+    const result = stategate(["check-config"], {
+      STATEGATE_STORAGE_PROVIDER: JSON.stringify({ name: "sqlite", path }),
+    });
+    assert.equal(result.status, 1, result.stderr);
+    assert.match(
+      result.stderr.trim(),
+      /^stategate: STATEGATE_STORAGE_PROVIDER: cannot reach storage provider sqlite: directory .*nonexistent\/dir does not exist/,
+    );
+    assert.deepEqual(readdirSync(root), [], "nothing was created");
+
+    // The default file, in STATEGATE_DATA_DIR: that variable is named.
+    const dataDir = join(root, "data");
+    const missing = stategate(["check-config"], { STATEGATE_DATA_DIR: dataDir });
+    assert.equal(missing.status, 1, missing.stderr);
+    assert.match(
+      missing.stderr.trim(),
+      /^stategate: STATEGATE_DATA_DIR: cannot reach storage provider sqlite: directory /,
+    );
+    assert.equal(existsSync(dataDir), false);
+  });
+
+  it("passes an existing writable directory without creating the database in it", () => {
+    const dataDir = tempDir();
+    const result = stategate(["check-config"], { STATEGATE_DATA_DIR: dataDir });
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /storage: sqlite ok/);
+    assert.deepEqual(readdirSync(dataDir), []);
+  });
+
+  it("opens an existing database and leaves it and its directory as they were; refuses a file that is not one", async () => {
+    const dataDir = tempDir();
+    const storage = await createStorage({ name: "sqlite" }, { dataDir });
+    await storage.close();
+    const before = readFileSync(join(dataDir, "stategate.db"));
+    const result = stategate(["check-config"], { STATEGATE_DATA_DIR: dataDir });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(readdirSync(dataDir), ["stategate.db"], "no -wal or -shm file left behind");
+    assert.ok(readFileSync(join(dataDir, "stategate.db")).equals(before), "the database is unchanged");
+
+    const junk = join(tempDir(), "junk.db");
+    writeFileSync(junk, "not a database ".repeat(100));
+    const refused = stategate(["check-config"], {
+      STATEGATE_STORAGE_PROVIDER: JSON.stringify({ name: "sqlite", path: junk }),
+    });
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr.trim(), /^stategate: STATEGATE_STORAGE_PROVIDER: .*junk\.db: file is not a database/);
   });
 });
 

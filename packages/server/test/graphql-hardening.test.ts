@@ -294,16 +294,19 @@ describe("GraphQL strings with unpaired surrogates", () => {
   // JSON.stringify writes a lone surrogate as the escape \ud800, which JSON.parse turns back into one.
   const lone = "\ud800";
 
-  /** The message a Connect JSON call gets for the same input. */
-  async function connectMessage(call: () => Promise<unknown>): Promise<string> {
-    try {
-      await call();
-    } catch (e) {
-      const err = ConnectError.from(e);
-      assert.equal(err.code, Code.InvalidArgument);
-      return err.rawMessage;
-    }
-    throw new Error("Connect accepted it");
+  /**
+   * The message a Connect JSON call gets for the same input, sent by hand: the
+   * SDK refuses a lone surrogate itself, before anything is sent.
+   */
+  async function connectMessage([method, body]: [string, unknown]): Promise<string> {
+    const res = await fetch(`${baseUrl}/stategate.v1.${method}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = (await res.json()) as { code?: string; message?: string };
+    assert.equal(answer.code, "invalid_argument", JSON.stringify(answer));
+    return answer.message ?? "";
   }
 
   it("are refused in variables and string arguments, with Connect's message, and nothing is stored", async () => {
@@ -312,22 +315,28 @@ describe("GraphQL strings with unpaired surrogates", () => {
       {
         query: `mutation($v: JSON) { entitySet(domain: "${domain}", type: "t", key: "k1", values: $v) { event { version } } }`,
         variables: { v: { [lone]: 1 } },
-        connect: () => client.entity.set({ domain, type: "t", key: "k1", values: { [lone]: 1 } }),
+        connect: ["EntityService/Set", { domain, type: "t", key: "k1", values: { [lone]: 1 } }] as [string, unknown],
       },
       {
         query: `mutation($v: JSON) { entitySet(domain: "${domain}", type: "t", key: "k2", values: $v) { event { version } } }`,
         variables: { v: { name: `a${lone}b` } },
-        connect: () => client.entity.set({ domain, type: "t", key: "k2", values: { name: `a${lone}b` } }),
+        connect: ["EntityService/Set", { domain, type: "t", key: "k2", values: { name: `a${lone}b` } }] as [
+          string,
+          unknown,
+        ],
       },
       {
         query: `mutation($v: JSON) { cacheSet(domain: "${domain}", key: "c", value: $v) }`,
         variables: { v: [lone] },
-        connect: () => client.cache.set({ domain, key: "c", value: [lone] }),
+        connect: ["CacheService/Set", { domain, key: "c", value: [lone] }] as [string, unknown],
       },
       {
         query: `mutation($v: JSON) { peerBroadcast(domain: "${domain}", channel: "c", type: "t", body: $v) { message { id } } }`,
         variables: { v: { [lone]: true } },
-        connect: () => client.peer.broadcast({ domain, channel: "c", type: "t", body: { [lone]: true } }),
+        connect: ["PeerService/Broadcast", { domain, channel: "c", type: "t", body: { [lone]: true } }] as [
+          string,
+          unknown,
+        ],
       },
       {
         query: `mutation($k: String) { entitySet(domain: "${domain}", type: "t", key: $k, values: {}) { event { version } } }`,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createClient as createWsClient } from "graphql-ws";
@@ -105,6 +106,45 @@ describe("GraphQL at /api/graphql", () => {
     assert.equal(big.errors?.[0]?.extensions?.code, "RESOURCE_EXHAUSTED");
   });
 
+  it("a document that does not parse or validate: 400 as graphql-response+json, 200 as application/json", async () => {
+    // [Accept, status, media type], as README's "Error codes and HTTP statuses" says.
+    const cases: [string | undefined, number, string | undefined][] = [
+      [undefined, 200, "application/json"],
+      ["*/*", 200, "application/json"],
+      ["application/*", 200, "application/json"],
+      ["application/json", 200, "application/json"],
+      ["application/json, application/graphql-response+json", 200, "application/json"],
+      ["*/*, application/graphql-response+json", 200, "application/json"],
+      ["application/graphql-response+json", 400, "application/graphql-response+json"],
+      ["application/graphql-response+json, application/json", 400, "application/graphql-response+json"],
+      // The first listed decides, whatever the q-values say.
+      ["application/graphql-response+json;q=0.5, application/json", 400, "application/graphql-response+json"],
+      ["text/html, application/graphql-response+json", 400, "application/graphql-response+json"],
+      ["text/plain", 406, undefined],
+    ];
+    for (const query of ["{ entityGet(", "{ entityGot { entity { key } } }"]) {
+      for (const [accept, status, type] of cases) {
+        // node:http, since fetch always sends an Accept (*/* unless told otherwise).
+        const res = await new Promise<http.IncomingMessage>((resolve, reject) =>
+          http
+            .request(`${tg.baseUrl}/api/graphql`, {
+              method: "POST",
+              headers: { "content-type": "application/json", ...(accept === undefined ? {} : { accept }) },
+            })
+            .on("response", resolve)
+            .on("error", reject)
+            .end(JSON.stringify({ query })),
+        );
+        let text = "";
+        for await (const chunk of res) text += String(chunk);
+        assert.equal(res.statusCode, status, `${query} with Accept ${accept}: ${text}`);
+        if (type === undefined) continue;
+        assert.equal(res.headers["content-type"]?.split(";")[0], type, `Accept ${accept}`);
+        assert.equal((JSON.parse(text) as GraphqlResult).errors?.[0]?.extensions?.code, "INVALID_ARGUMENT");
+      }
+    }
+  });
+
   it("int64 is an Int64 scalar carried as a string, never GraphQL's 32-bit Int", async () => {
     const types = await graphql(`{
       entity: __type(name: "Entity") { fields { name type { kind name ofType { name } } } }
@@ -157,6 +197,32 @@ describe("GraphQL at /api/graphql", () => {
     assert.deepEqual(got.data?.cacheGet.cache, { value: [1, "two", null], exp: "2099-01-02T03:04:05Z" });
     const badTime = await graphql(`mutation { cacheSet(domain: "${domain}", key: "k", value: 1, exp: "tomorrow") }`);
     assert.equal(badTime.errors?.[0]?.extensions?.code, "INVALID_ARGUMENT");
+  });
+
+  it("a failing call in a mutation lands in errors, the other fields' results kept, in either order", async () => {
+    for (const cacheFirst of [false, true]) {
+      const domain = unique("gql");
+      const set = `entitySet(domain: "${domain}", type: "user", key: "ada", values: { name: "Ada" }) { event { version } }`;
+      // An exp in the past is refused: the call fails, whatever comes before or after it.
+      const cache = `cacheSet(domain: "${domain}", key: "k", value: 1, exp: "2000-01-01T00:00:00Z")`;
+      const { data, errors } = await graphql(`mutation { ${cacheFirst ? `${cache} ${set}` : `${set} ${cache}`} }`);
+      assert.deepEqual(data, { entitySet: { event: { version: "1" } }, cacheSet: null }, `cache first: ${cacheFirst}`);
+      assert.equal(errors?.length, 1);
+      assert.deepEqual(errors?.[0]?.path, ["cacheSet"]);
+      assert.equal(errors?.[0]?.extensions?.code, "INVALID_ARGUMENT");
+      const got = await graphql(`{ entityGet(domain: "${domain}", type: "user", key: "ada") { entity { version } } }`);
+      assert.equal(got.data?.entityGet.entity.version, "1");
+    }
+    // The same for the other methods whose result is `true`: a foreign token's unlock fails alone.
+    const domain = unique("gql");
+    const unlock = await graphql(
+      `mutation { mutexUnlock(domain: "${domain}", key: "k", token: "nope") cacheDel(domain: "${domain}", key: "k") }`,
+    );
+    assert.deepEqual(unlock.data, { mutexUnlock: null, cacheDel: true });
+    assert.deepEqual(
+      unlock.errors?.map((e) => e.path?.[0]),
+      ["mutexUnlock"],
+    );
   });
 
   it("types, fields, arguments and enum values are described by the proto comments", async () => {

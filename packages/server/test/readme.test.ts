@@ -128,3 +128,43 @@ describe("the README quick start", () => {
     }
   });
 });
+
+describe("the README's Operations commands", () => {
+  it("run from the repository as shown, with the exit codes and lines the README gives", async () => {
+    const block = blocks("sh").find((b) => b.includes("npm run stategate"));
+    assert.ok(block, "the README shows how to run stategate");
+    const shown = commands(block);
+    assert.deepEqual(shown, [
+      "npm run stategate -- --help",
+      "npm run stategate -- --version",
+      "npm run stategate -- check-config",
+    ]);
+    const dataDir = mkdtempSync(join(tmpdir(), "stategate-readme-ops-"));
+    // Only the build's own environment: no STATEGATE_* variable from the test run leaks in.
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, STATEGATE_DATA_DIR: dataDir };
+    try {
+      const [help, version, check] = await Promise.all(
+        shown.map((command) => run("bash", ["-c", command.replace("npm run ", "npm run -s ")], { cwd: repoRoot, env })),
+      );
+      assert.match(help?.stdout ?? "", /STATEGATE_STORAGE_PROVIDER/);
+      assert.match(version?.stdout ?? "", /^stategate \d+\.\d+\.\d+\n$/);
+      assert.match(check?.stdout ?? "", /^configuration: ok .*\nstorage: sqlite ok /);
+
+      // The README's failing example: one line naming the variable, exit 1, the other providers still checked.
+      const example = /^\$ (STATEGATE_STORAGE_PROVIDER=.* check-config)$/m.exec(readme)?.[1];
+      assert.ok(example, "the README shows check-config failing");
+      const failed = await run("bash", ["-c", example], { cwd: repoRoot, env }).then(
+        () => assert.fail("check-config should exit 1"),
+        (err: { code: number; stdout: string; stderr: string }) => err,
+      );
+      assert.equal(failed.code, 1);
+      assert.match(
+        failed.stderr,
+        /^stategate: STATEGATE_STORAGE_PROVIDER: cannot reach storage provider mysql: mysql: cannot reach the server\n$/,
+      );
+      assert.match(failed.stdout, /cache: memory ok .*\nchannel: memory ok /);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

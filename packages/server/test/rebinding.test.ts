@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import WebSocket from "ws";
 import { isLoopbackAuthority } from "../src/front/host.js";
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, unique } from "./helpers.js";
+import { startTestIssuer } from "./test-issuer.js";
 
 // DNS rebinding: a page from http://evil.example:8080 re-points its name at
 // 127.0.0.1 and calls the gateway as a same-origin page. Without authentication
@@ -235,6 +237,88 @@ describe("DNS rebinding protection is for loopback mode only", () => {
       await tg.close();
     }
   });
+});
+
+/** Sends `text` as is on a fresh connection and reads the answer until the gateway closes it. */
+function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port }, () => socket.write(text));
+    let answer = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      answer += chunk;
+    });
+    socket.setTimeout(5_000, () => {
+      socket.destroy();
+      reject(new Error(`no close after: ${answer}`));
+    });
+    socket.on("close", () => resolve(answer));
+    socket.on("error", reject);
+  });
+}
+
+describe("a request with more than one Host header is 400 (RFC 9112), on both ports, in every auth mode", () => {
+  for (const mode of ["loopback", "disabled", "jwt"] as const) {
+    it(`${mode}: REST, GraphQL, the WebSocket upgrade and the metrics port; nothing is written`, async () => {
+      const issuer = mode === "jwt" ? await startTestIssuer() : undefined;
+      const tg = await startTestGateway(
+        mode === "disabled" ? { STATEGATE_AUTH_DISABLED: "true" } : mode === "jwt" ? (issuer?.env ?? {}) : {},
+      );
+      try {
+        const port = tg.gateway.port;
+        const auth = issuer ? `authorization: Bearer ${await issuer.sign({ sub: "ada" })}\r\n` : "";
+        const domain = unique("twohosts");
+        const body = '{"values":{"pwned":true}}';
+        const write = (hosts: string[], key: string) =>
+          rawExchange(
+            port,
+            `POST /api/entity/ref/${domain}/user/${key} HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}` +
+              `${auth}content-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+          );
+        for (const [hosts, key] of [
+          [["localhost", "evil.example"], "first-loopback"],
+          [["evil.example", "localhost"], "second-loopback"],
+          [[`127.0.0.1:${port}`, `127.0.0.1:${port}`], "same-twice"],
+        ] as const) {
+          const answer = await write([...hosts], key);
+          assert.match(answer, /^HTTP\/1\.1 400 /, `${hosts.join(", ")}: ${answer}`);
+          assert.match(answer, /"code":"invalid_argument"/);
+          assert.match(answer, /Host/);
+        }
+        const graphql = JSON.stringify({ query: "{ __typename }" });
+        const gql = await rawExchange(
+          port,
+          `POST /api/graphql HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n${auth}content-type: application/json\r\n` +
+            `content-length: ${graphql.length}\r\nconnection: close\r\n\r\n${graphql}`,
+        );
+        assert.match(gql, /^HTTP\/1\.1 400 /, gql);
+        const upgrade = await rawExchange(
+          port,
+          "GET /api/graphql HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
+        );
+        assert.match(upgrade, /^HTTP\/1\.1 400 /, upgrade);
+        const metrics = await rawExchange(
+          tg.gateway.metricsPort as number,
+          "GET /healthz HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nconnection: close\r\n\r\n",
+        );
+        assert.match(metrics, /^HTTP\/1\.1 400 /, metrics);
+        // One Host is served as before.
+        assert.match(await write(["localhost"], "one"), /^HTTP\/1\.1 200 /);
+        const client = tg.client(issuer ? { token: await issuer.sign({ sub: "ada" }) } : undefined);
+        const { entities } = await client.entity.search({ domain, type: "user" });
+        client.close();
+        assert.deepEqual(
+          entities.map((e) => e.key),
+          ["one"],
+          "no request with two Host headers wrote anything",
+        );
+      } finally {
+        await tg.close();
+        await issuer?.close();
+      }
+    });
+  }
 });
 
 describe("isLoopbackAuthority", () => {

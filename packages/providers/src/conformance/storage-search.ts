@@ -42,7 +42,7 @@ async function keys(
 }
 
 /**
- * Member names the gateway lets through to storage (dot paths without quotes,
+ * Member names the gateway lets through to storage (dot paths without double quotes,
  * backslashes or control characters), chosen to break a query that splices
  * them in as text: SQL quotes, comments and statement ends, JSON path syntax,
  * placeholders, wildcards, array-literal punctuation.

@@ -6,7 +6,8 @@
  * const storage = await createSqliteStorage({ path: "./data/stategate.db" });
  * const event = await storage.commit({ event, expectedVersion: 0, state: event.values });
  */
-import { mkdirSync, statSync } from "node:fs";
+import type { Stats } from "node:fs";
+import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { ProviderClosedError, VersionConflictError } from "../errors.js";
@@ -130,6 +131,58 @@ function makeDirectories(dir: string): void {
     if (dirname(at) === at) break;
   }
   for (const at of missing) mkdirSync(at);
+}
+
+/** The stats of `path`, or undefined when nothing is there. */
+function statOrMissing(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+}
+
+/** Throws, naming `what`, unless this process may read and write `path`. */
+function mustBeWritable(path: string, what: string): void {
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+  } catch {
+    throw new Error(`${what} ${path} is not writable by this process`);
+  }
+}
+
+/**
+ * Checks, creating nothing, that {@link createSqliteStorage} would open `path`:
+ * an existing file must be a SQLite database this process can write, in a
+ * directory it can write (WAL mode keeps its -wal and -shm files beside it);
+ * for a file not made yet, its directory must exist and be writable. A missing
+ * directory is an error, though start-up would create it: a mistyped path
+ * would otherwise start on a new, empty database.
+ */
+export async function checkSqliteStorage({ path }: SqliteStorageOptions): Promise<void> {
+  if (path === ":memory:") return;
+  const file = resolve(path);
+  const dir = dirname(file);
+  const dirStats = statOrMissing(dir);
+  if (!dirStats) throw new Error(`directory ${dir} does not exist (start-up would create it, and an empty database)`);
+  if (!dirStats.isDirectory()) throw new Error(`${dir} is not a directory`);
+  mustBeWritable(dir, "directory");
+  const fileStats = statOrMissing(file);
+  if (!fileStats) return;
+  if (!fileStats.isFile()) throw new Error(`${file} is not a file`);
+  mustBeWritable(file, "database file");
+  // Opened for writing but only read: SQLite never creates the file (fileMustExist), and
+  // the last connection to close removes the -wal and -shm files it made. A read-only
+  // connection would leave them behind on a WAL database.
+  const db = new Database(file, { fileMustExist: true, timeout: 5000 });
+  try {
+    db.prepare("SELECT count(*) FROM sqlite_schema").get();
+  } catch (err) {
+    throw new Error(`${file}: ${err instanceof Error ? err.message : String(err)}`);
+  } finally {
+    db.close();
+  }
 }
 
 /** Opens (creating if needed) a SQLite file as stategate storage. */

@@ -1,7 +1,7 @@
-import type { Cache, Channel, Storage } from "@stategate/providers";
-import { createCache, createChannel, createStorage, ProviderConfigError } from "@stategate/providers";
+import type { Cache, Channel } from "@stategate/providers";
+import { checkStorage, createCache, createChannel, ProviderConfigError } from "@stategate/providers";
 import { compilePolicies } from "../auth/policy.js";
-import { ConfigError, loadConfig } from "../config.js";
+import { ConfigError, loadConfig, storageFileVariable } from "../config.js";
 
 /** How long one provider may take to open and answer a ping. */
 const PROVIDER_TIMEOUT_MS = 20_000;
@@ -10,7 +10,8 @@ type Write = (line: string) => void;
 
 /**
  * `stategate check-config`: parses the environment and compiles the policies
- * as start-up does, then opens each provider, pings it and closes it, without serving anything. One
+ * as start-up does, then opens each provider, pings it and closes it, without serving anything (the
+ * embedded SQLite file is checked without creating it or its directory). One
  * line per provider on `out`; a problem is one line on `err` naming the
  * variable. Resolves to the exit code: 0 all well, 2 a bad value, 1 a
  * provider that cannot be reached.
@@ -30,30 +31,36 @@ export async function checkConfig(env: NodeJS.ProcessEnv, out: Write, err: Write
     return 2;
   }
   out(`configuration: ok (port ${config.port} on ${config.host}${config.tls ? ", TLS" : ""})`);
-  const storageVariable =
-    config.storage.name === "sqlite" && config.storage.path === undefined
-      ? "STATEGATE_DATA_DIR"
-      : "STATEGATE_STORAGE_PROVIDER";
-  const checks: [string, string, string, () => Promise<Storage | Cache | Channel>][] = [
-    ["storage", storageVariable, config.storage.name, () => createStorage(config.storage, { dataDir: config.dataDir })],
-    ["cache", "STATEGATE_CACHE_PROVIDER", config.cache.name, () => createCache(config.cache)],
-    ["channel", "STATEGATE_CHANNEL_PROVIDER", config.channel.name, () => createChannel(config.channel)],
+  // `variable` chose the provider and is named for a bad option; `reachVariable` when it cannot be reached.
+  const checks = [
+    {
+      kind: "storage",
+      variable: "STATEGATE_STORAGE_PROVIDER",
+      reachVariable: storageFileVariable(config.storage),
+      name: config.storage.name,
+      // The embedded SQLite file is checked creating nothing, neither it nor its directory.
+      check: () => checkStorage(config.storage, { dataDir: config.dataDir }),
+    },
+    {
+      kind: "cache",
+      variable: "STATEGATE_CACHE_PROVIDER",
+      reachVariable: "STATEGATE_CACHE_PROVIDER",
+      name: config.cache.name,
+      check: () => pinged(createCache(config.cache)),
+    },
+    {
+      kind: "channel",
+      variable: "STATEGATE_CHANNEL_PROVIDER",
+      reachVariable: "STATEGATE_CHANNEL_PROVIDER",
+      name: config.channel.name,
+      check: () => pinged(createChannel(config.channel)),
+    },
   ];
   let code = 0;
-  for (const [kind, variable, name, open] of checks) {
+  for (const { kind, variable, reachVariable, name, check } of checks) {
     const started = performance.now();
     try {
-      await withTimeout(
-        (async () => {
-          const provider = await open();
-          try {
-            await provider.ping();
-          } finally {
-            await provider.close().catch(() => {});
-          }
-        })(),
-        PROVIDER_TIMEOUT_MS,
-      );
+      await withTimeout(check(), PROVIDER_TIMEOUT_MS);
       out(`${kind}: ${name} ok (${Math.round(performance.now() - started)} ms)`);
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
@@ -61,12 +68,22 @@ export async function checkConfig(env: NodeJS.ProcessEnv, out: Write, err: Write
         err(`stategate: ${variable}: ${reason}`);
         code = Math.max(code, 2);
       } else {
-        err(`stategate: ${variable}: cannot reach ${kind} provider ${name}: ${reason}`);
+        err(`stategate: ${reachVariable}: cannot reach ${kind} provider ${name}: ${reason}`);
         code = code || 1;
       }
     }
   }
   return code;
+}
+
+/** Pings a provider once it opens, then closes it. */
+async function pinged(opening: Promise<Cache | Channel>): Promise<void> {
+  const provider = await opening;
+  try {
+    await provider.ping();
+  } finally {
+    await provider.close().catch(() => {});
+  }
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {

@@ -17,7 +17,8 @@ import type {
   UnaryResponse,
 } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { requestTimeoutMs } from "./deadline.js";
 import type { AnyRequest, AnyResponse } from "./door.js";
 import { kEndCall } from "./end-call.js";
 import type { HiddenError } from "./internal-errors.js";
@@ -121,13 +122,13 @@ async function serve(route: Route, req: Http2ServerRequest, res: Http2ServerResp
   const trailer = new Headers({ "grpc-status": "0" });
   const writer = new Writer(res);
   try {
-    const timeout = parseTimeout(headerText(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-    if (timeout.error) throw timeout.error;
-    const deadlineAt = timeout.timeoutMs === undefined ? undefined : Date.now() + timeout.timeoutMs;
-    if (timeout.timeoutMs !== undefined) {
+    // DEADLINE_EXCEEDED here, before the call runs, for one under 1 ms.
+    const timeoutMs = requestTimeoutMs((name) => headerText(req.headers[name]), ["grpc-timeout"]);
+    const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    if (timeoutMs !== undefined) {
       deadline = setTimeout(
         () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
-        timeout.timeoutMs,
+        timeoutMs,
       );
     }
     const input = parseInput(method, await readEnvelope(req, options.readMaxBytes));

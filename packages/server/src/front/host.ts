@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import type { IncomingHttpHeaders as Http2Headers } from "node:http2";
 import type { Duplex } from "node:stream";
 import type { AnyRequest, AnyResponse } from "./door.js";
@@ -85,5 +85,59 @@ export function refuseForeignUpgrade(headers: IncomingHttpHeaders, socket: Duple
   socket.end(
     `HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
+  return true;
+}
+
+/** The message of a request refused for naming more than one host. */
+export const HOST_REPEATED = "a request must have one Host header, not several";
+
+/**
+ * Whether a request carries more than one Host header. Node keeps the first and
+ * drops the others, so a check of `headers.host` (the loopback-only one above,
+ * or a proxy's) and whatever reads the others could disagree on which host a
+ * request is for: RFC 9112 §3.2 says to answer 400.
+ */
+export function repeatsHost(rawHeaders: readonly string[]): boolean {
+  let seen = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]?.toLowerCase() === "host" && ++seen > 1) return true;
+  }
+  return false;
+}
+
+/** The 400 answer to a request with several Host headers, as REST words errors; the connection is closed. */
+function repeatedHostAnswer(): { body: string; headers: Record<string, string> } {
+  const body = JSON.stringify({ code: "invalid_argument", message: HOST_REPEATED, details: [] });
+  return {
+    body,
+    headers: {
+      "content-type": "application/json",
+      "content-length": String(Buffer.byteLength(body)),
+      connection: "close",
+    },
+  };
+}
+
+/**
+ * Wraps an HTTP/1.1 request handler so a request with more than one Host header
+ * is answered 400, whatever the authentication mode, before anything reads it.
+ */
+export function oneHostOnly<Req extends IncomingMessage, Res extends ServerResponse>(
+  handler: (req: Req, res: Res) => void,
+): (req: Req, res: Res) => void {
+  return (req, res) => {
+    if (!repeatsHost(req.rawHeaders)) return handler(req, res);
+    const { body, headers } = repeatedHostAnswer();
+    res.writeHead(400, headers);
+    res.end(body);
+  };
+}
+
+/** Refuses an HTTP/1.1 upgrade (WebSocket) with more than one Host header; true when it did. */
+export function refuseRepeatedHostUpgrade(req: IncomingMessage, socket: Duplex): boolean {
+  if (!repeatsHost(req.rawHeaders)) return false;
+  const { body, headers } = repeatedHostAnswer();
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  socket.end(`HTTP/1.1 400 Bad Request\r\n${lines.join("")}\r\n${body}`);
   return true;
 }

@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import tls from "node:tls";
+import { oneHostOnly, refuseRepeatedHostUpgrade } from "./host.js";
 
 /** Takes an HTTP/1.1 upgrade request (WebSocket); returns false to refuse it. */
 export type Upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
@@ -49,8 +50,10 @@ export async function listen(
   upgrade?: Upgrade,
   secure?: ListenTls,
 ): Promise<Listener> {
-  const h1 = http.createServer(handler as http.RequestListener);
+  // Whatever the authentication mode, an HTTP/1.1 request naming several hosts is refused (see host.ts).
+  const h1 = http.createServer(oneHostOnly(handler as http.RequestListener));
   h1.on("upgrade", (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (refuseRepeatedHostUpgrade(req, socket)) return;
     if (upgrade?.(req, socket, head)) {
       // The socket is the door's now (a WebSocket), not idle keep-alive: at shutdown the
       // door closes it once its subscriptions said why they ended (destroyed after the grace at the latest).

@@ -1,39 +1,29 @@
+import type { DeadlineHeader } from "./deadline.js";
+import { MAX_DEADLINE_MS, parseDeadlineHeader } from "./deadline.js";
 import type { AnyRequest, AnyResponse } from "./door.js";
 import { DOOR_HEADER } from "./door.js";
 
 /**
- * The longest deadline the gateway keeps, in milliseconds (about 24.8 days):
- * the most a Node timer can wait. A timer set longer fires after 1 ms
- * (TimeoutOverflowWarning), which would end the call at once.
+ * Makes the deadline headers say what the gateway keeps, before any door reads
+ * them (gRPC, gRPC-Web and Connect, whose handler sets its deadline timer from
+ * them, REST and GraphQL). One asking for more than MAX_DEADLINE_MS is dropped,
+ * so the call has no deadline instead of one that passes after 1 ms. A
+ * `grpc-timeout` under 1 ms (`1n`) becomes `0n`: a deadline already passed,
+ * which Connect's handler answers before the call runs, where a timer of
+ * 0.000001 ms would let a quick call through.
  */
-export const MAX_DEADLINE_MS = 2 ** 31 - 1;
-
-/** The deadline to apply: none for one past what a timer can wait, which is as good as none. */
-export function keptDeadline(timeoutMs: number | undefined): number | undefined {
-  return timeoutMs === undefined || timeoutMs > MAX_DEADLINE_MS ? undefined : timeoutMs;
-}
-
-const grpcUnitMs: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000001 };
-
-/** The deadline a `grpc-timeout` or `connect-timeout-ms` value asks for; undefined when it is not one (Connect answers that). */
-function askedMs(name: "grpc-timeout" | "connect-timeout-ms", value: string): number | undefined {
-  if (name === "connect-timeout-ms") return /^\d{1,10}$/.test(value) ? Number(value) : undefined;
-  const m = /^(\d{1,8})([HMSmun])$/.exec(value);
-  return m ? Number(m[1]) * (grpcUnitMs[m[2]!] ?? 0) : undefined;
-}
-
-/**
- * Drops a `grpc-timeout` or `connect-timeout-ms` header asking for more than
- * MAX_DEADLINE_MS, so the call has no deadline instead of one that passes after
- * 1 ms. It runs before any door reads the headers: gRPC, gRPC-Web and Connect
- * (Connect's handler sets its deadline timer from them) and REST.
- */
-export function dropUnkeepableDeadline(req: AnyRequest): void {
-  for (const name of ["grpc-timeout", "connect-timeout-ms"] as const) {
+export function normalizeDeadline(req: AnyRequest): void {
+  for (const name of ["grpc-timeout", "connect-timeout-ms"] as const satisfies DeadlineHeader[]) {
     const value = req.headers[name];
     if (typeof value !== "string") continue;
-    const ms = askedMs(name, value);
-    if (ms !== undefined && keptDeadline(ms) === undefined) delete req.headers[name];
+    let ms: number;
+    try {
+      ms = parseDeadlineHeader(name, value);
+    } catch {
+      continue; // not a timeout: the door answers INVALID_ARGUMENT
+    }
+    if (ms > MAX_DEADLINE_MS) delete req.headers[name];
+    else if (ms > 0 && ms < 1) req.headers[name] = "0n";
   }
 }
 
@@ -67,7 +57,7 @@ export function guardTransport<Req extends AnyRequest, Res extends AnyResponse>(
 ): (req: Req, res: Res) => void {
   return (req, res) => {
     dropClientDoor(req);
-    dropUnkeepableDeadline(req);
+    normalizeDeadline(req);
     wakeWritersOnClose(res);
     handler(req, res);
   };

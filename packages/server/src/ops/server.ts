@@ -1,7 +1,7 @@
 import http from "node:http";
 import type net from "node:net";
 import type { Logger } from "pino";
-import { addressedToLoopback, HOST_REFUSED } from "../front/host.js";
+import { addressedToLoopback, HOST_REFUSED, oneHostOnly } from "../front/host.js";
 import type { Health } from "./health.js";
 import type { GatewayMetrics } from "./metrics.js";
 
@@ -44,7 +44,7 @@ export async function startOpsServer(options: {
     res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
     res.end(`${JSON.stringify(body)}\n`);
   };
-  const server = http.createServer((req, res) => {
+  const serve = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (options.loopbackHostsOnly && !addressedToLoopback(req.headers)) return json(res, 403, { error: HOST_REFUSED });
     const path = (req.url ?? "/").split("?")[0];
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -78,7 +78,9 @@ export async function startOpsServer(options: {
       if (!res.headersSent) json(res, 500, { error: "internal error" });
       else res.end();
     });
-  });
+  };
+  // A request naming several hosts is refused in every mode (see front/host.ts).
+  const server = http.createServer(oneHostOnly(serve));
   server.keepAliveTimeout = 65_000;
   const sockets = new Set<net.Socket>();
   server.on("connection", (socket) => {

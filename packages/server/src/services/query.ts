@@ -1,4 +1,5 @@
 import type { FilterTerm, SortSpec } from "@stategate/providers";
+import { stringProblem } from "./string-problem.js";
 
 /**
  * Turns the text parts of a search (the JSON filter and the sort field) into
@@ -18,12 +19,15 @@ const segmentPattern = /^[^"\\\p{Cc}-][^"\\\p{Cc}]{0,127}$/u;
 /** Splits "address.city" into ["address", "city"]; throws with a reason when unusable. */
 export function parsePath(field: string): string[] {
   if (field === "") throw new Error("must not be empty");
+  // Checked before the field is quoted in a message: a lone surrogate cannot be percent-encoded into grpc-message.
+  const problem = stringProblem(field);
+  if (problem) throw new Error(problem);
   const segments = field.split(".");
   if (segments.length > MAX_PATH_SEGMENTS) throw new Error(`must have at most ${MAX_PATH_SEGMENTS} segments`);
   for (const segment of segments) {
     if (!segmentPattern.test(segment)) {
       throw new Error(
-        `"${field}" is not a dot path: segments are 1-128 characters without quotes, backslashes or control characters, not starting with "-"`,
+        `"${field}" is not a dot path: segments are 1-128 characters without double quotes, backslashes or control characters, not starting with "-"`,
       );
     }
   }
@@ -61,6 +65,9 @@ export function parseFilter(text: string): FilterTerm[] {
     if (typeof value === "number" && !Number.isFinite(value)) {
       throw new Error(`value of "${field}" must be a finite number`);
     }
+    // The rule entity values follow: a string no backend could store is one no search can find.
+    const problem = typeof value === "string" ? stringProblem(value) : undefined;
+    if (problem) throw new Error(`value of "${field}" ${problem}`);
     terms.push({ path, value: value as FilterTerm["value"] });
   }
   return terms;

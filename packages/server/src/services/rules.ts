@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Entity } from "@stategate/api";
 import { parseFilter, parsePath } from "./query.js";
 import { entitySize, fieldSize } from "./size.js";
+import { stringProblem } from "./string-problem.js";
 
 /**
  * Every input rule of the API, in one table keyed by request message. The
@@ -70,16 +71,6 @@ function jsonProblem(v: unknown, depth: number, maxDepth: number): string | unde
     const problem = jsonProblem(x, depth + 1, maxDepth);
     if (problem) return problem;
   }
-  return undefined;
-}
-
-/** An unpaired surrogate: JSON carries it, UTF-8 (so binary protobuf) cannot. */
-const loneSurrogate = /\p{Cs}/u;
-
-/** Strings every backend can store the same: no lone surrogates, no NUL (PostgreSQL's JSONB refuses it). */
-function stringProblem(s: string): string | undefined {
-  if (loneSurrogate.test(s)) return "must not contain unpaired UTF-16 surrogates";
-  if (s.includes("\u0000")) return "must not contain NUL characters";
   return undefined;
 }
 

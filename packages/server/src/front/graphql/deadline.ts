@@ -1,7 +1,7 @@
-import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
-import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { GraphQLError } from "graphql";
-import { keptDeadline } from "../transport-guards.js";
+import { httpStatus } from "../../errors.js";
+import { requestTimeoutMs } from "../deadline.js";
 import { grpcCodeName } from "./errors.js";
 
 /**
@@ -11,32 +11,35 @@ import { grpcCodeName } from "./errors.js";
  * RPC doors read them. The deadline is the whole operation's: each field's
  * call gets what is left of it. Undefined when the request sets none, or one
  * past what a timer can wait (about 24.8 days). A value that is not a timeout
- * refuses the request with INVALID_ARGUMENT (HTTP 400), as on REST.
+ * refuses the request with INVALID_ARGUMENT (HTTP 400), and one under 1 ms
+ * with DEADLINE_EXCEEDED (HTTP 504) before any field runs, as on REST.
  *
  * Over WebSocket there is none: headers belong to the socket, which carries
  * many operations, not to one operation. A client ends an operation early by
  * sending its `complete`, which cancels the call under it at once.
  */
 export function requestDeadline(header: (name: string) => string | null, now = Date.now()): number | undefined {
-  const connect = header("connect-timeout-ms");
-  const timeout =
-    connect !== null
-      ? parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER)
-      : parseGrpcTimeout(header("grpc-timeout"), Number.MAX_SAFE_INTEGER);
-  if (timeout.error) {
-    throw new GraphQLError(timeout.error.rawMessage, {
-      extensions: { code: grpcCodeName(timeout.error.code), http: { status: 400 } },
+  let timeoutMs: number | undefined;
+  try {
+    timeoutMs = requestTimeoutMs(header);
+  } catch (err) {
+    const { code, rawMessage } = ConnectError.from(err);
+    throw new GraphQLError(rawMessage, {
+      extensions: { code: grpcCodeName(code), http: { status: httpStatus[code] } },
     });
   }
-  const asked = keptDeadline(timeout.timeoutMs);
-  return asked === undefined ? undefined : now + asked;
+  return timeoutMs === undefined ? undefined : now + timeoutMs;
 }
 
 /**
- * The timeout of a call made now under `deadline`: what is left, at least
- * 1 ms (a passed deadline still ends the call as DEADLINE_EXCEEDED, never
- * as no deadline).
+ * The timeout of a call made now under `deadline`: what is left. Once under
+ * 1 ms is left the deadline has passed: DEADLINE_EXCEEDED, thrown before the
+ * call is made (a timeout of 0 would be no deadline to the client, and 1 ms
+ * would let a quick call still run).
  */
 export function remainingMs(deadline: number | undefined, now = Date.now()): number | undefined {
-  return deadline === undefined ? undefined : Math.max(1, Math.ceil(deadline - now));
+  if (deadline === undefined) return undefined;
+  const left = Math.ceil(deadline - now);
+  if (left < 1) throw new ConnectError("the operation timed out", Code.DeadlineExceeded);
+  return left;
 }

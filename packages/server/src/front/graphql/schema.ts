@@ -116,8 +116,10 @@ export function buildSchema(services: readonly DescService[], caller: Caller, co
     Object.fromEntries(desc.fields.map((f) => [f.jsonName, { type: fieldInput(f), description: describe(f) }]));
 
   // An empty message cannot be a GraphQL object type: such a result is `true` on success.
+  // Every result is nullable: a failed call is null with its error in `errors`, and
+  // the operation's other fields keep their results (a non-null one would null them all).
   const resultType = (desc: DescMessage): GraphQLOutputType =>
-    desc.fields.length === 0 ? new GraphQLNonNull(GraphQLBoolean) : outputType(desc);
+    desc.fields.length === 0 ? GraphQLBoolean : outputType(desc);
 
   const query: Record<string, GraphQLFieldConfig<unknown, CallContext>> = {};
   const mutation: Record<string, GraphQLFieldConfig<unknown, CallContext>> = {};

@@ -2,12 +2,10 @@ import type { DescMessage, JsonObject, JsonValue, Message, Registry } from "@buf
 import { create, fromJson, mergeFromJson, toJson } from "@bufbuild/protobuf";
 import type { CallOptions } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { parseTimeout as parseConnectTimeout } from "@connectrpc/connect/protocol-connect";
-import { parseTimeout as parseGrpcTimeout } from "@connectrpc/connect/protocol-grpc";
 import { callerHeaders } from "../../auth/metadata.js";
 import { checkJson } from "../../services/rules.js";
+import { requestTimeoutMs } from "../deadline.js";
 import type { AnyRequest } from "../door.js";
-import { keptDeadline } from "../transport-guards.js";
 import type { Taken } from "./query.js";
 import { queryToJson, setPath, urlValueToJson } from "./query.js";
 import type { RouteMatch } from "./routes.js";
@@ -156,15 +154,6 @@ export function callOptions(req: AnyRequest, doorHeader: string): CallOptions {
     const value = req.headers[name];
     return typeof value === "string" ? value : null;
   };
-  const connect = header("connect-timeout-ms");
-  const timeout =
-    connect !== null
-      ? parseConnectTimeout(connect, Number.MAX_SAFE_INTEGER)
-      : parseGrpcTimeout(header("grpc-timeout"), Number.MAX_SAFE_INTEGER);
-  if (timeout.error) throw timeout.error;
-  // A sub-millisecond grpc-timeout still means "almost no time", not "no deadline";
-  // one past what a timer can wait (about 24.8 days) means no deadline, not 1 ms.
-  const asked = keptDeadline(timeout.timeoutMs);
-  const timeoutMs = asked === undefined ? undefined : Math.max(1, Math.ceil(asked));
-  return { headers, timeoutMs };
+  // Throws DEADLINE_EXCEEDED for a deadline under 1 ms: the call is not made.
+  return { headers, timeoutMs: requestTimeoutMs(header) };
 }
