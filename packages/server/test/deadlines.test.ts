@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { EntityServiceGetRequestSchema } from "@stategate/api";
 import { createClient as createWsClient } from "graphql-ws";
 import { WebSocket } from "ws";
@@ -22,7 +20,7 @@ import {
   until,
 } from "./helpers.js";
 import type { RawDoor } from "./raw-rpc.js";
-import { openRawStream, rawDoors } from "./raw-rpc.js";
+import { openRawStream, rawDoors, rawUnary } from "./raw-rpc.js";
 import { ok, readAll, rest, sse } from "./rest-helpers.js";
 import type { TcpCut } from "./tcp-cut.js";
 import { createTcpCut } from "./tcp-cut.js";
@@ -269,43 +267,9 @@ async function heldGet(
   const body = Buffer.alloc(5 + message.length);
   body.writeUInt32BE(message.length, 1);
   body.set(message, 5);
-  const grpcCode = (status: string | null | undefined) =>
-    status === "0" ? "ok" : status ? codeToString(Number(status)) : `no grpc-status`;
-  if (door === "grpc") {
-    const session = http2.connect(baseUrl);
-    session.on("error", () => {});
-    try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": path,
-        "content-type": "application/grpc",
-        te: "trailers",
-        "grpc-timeout": "500m",
-      });
-      stream.on("error", () => {});
-      let status: string | undefined;
-      const read = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-      };
-      stream.on("response", read);
-      stream.on("trailers", read);
-      stream.resume();
-      stream.end(body);
-      await new Promise((resolve) => stream.once("close", resolve));
-      return { code: grpcCode(status), ms: ms() };
-    } finally {
-      session.close();
-    }
-  }
-  if (door === "grpc-web") {
-    const res = await fetch(`${baseUrl}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/grpc-web+proto", "grpc-timeout": "500m" },
-      body: new Uint8Array(body),
-    });
-    const raw = Buffer.from(await res.arrayBuffer()).toString("latin1");
-    const status = res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(raw)?.[1];
-    return { code: grpcCode(status), status: res.status, ms: ms() };
+  if (door === "grpc" || door === "grpc-web") {
+    const { code, status } = await rawUnary(baseUrl, door, path, body, { "grpc-timeout": "500m" });
+    return door === "grpc" ? { code, ms: ms() } : { code, status, ms: ms() };
   }
   const res =
     door === "connect"

@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
-import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { EntityServiceSetRequestSchema } from "@stategate/api";
 import { Code, ConnectError } from "@stategate/sdk-node";
 import { postGraphql } from "./graphql-helpers.js";
 import type { TestGateway } from "./helpers.js";
 import { startTestGateway, unique } from "./helpers.js";
-import { envelope } from "./raw-rpc.js";
+import { envelope, rawUnary } from "./raw-rpc.js";
 import { rest } from "./rest-helpers.js";
 
 /**
@@ -42,50 +40,13 @@ const cases: [Door, Record<string, string>][] = [
   ["graphql", { "grpc-timeout": "1n" }],
 ];
 
-const grpcCode = (status: string | null | undefined) =>
-  status === "0" ? "ok" : status ? codeToString(Number(status)) : "no grpc-status";
-
 /** An entity Set over `door` with `headers`, spoken by hand; how the gateway answered, in Connect's spelling of codes. */
 async function setWith(door: Door, headers: Record<string, string>, ref: Record<string, string>): Promise<string> {
   const values = { n: 1 };
   const path = "/stategate.v1.EntityService/Set";
   const binary = () =>
     envelope(0, toBinary(EntityServiceSetRequestSchema, create(EntityServiceSetRequestSchema, { ...ref, values })));
-  if (door === "grpc") {
-    const session = http2.connect(tg.baseUrl);
-    session.on("error", () => {});
-    try {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": path,
-        "content-type": "application/grpc",
-        te: "trailers",
-        ...headers,
-      });
-      stream.on("error", () => {});
-      let status: string | undefined;
-      const read = (h: http2.IncomingHttpHeaders) => {
-        if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
-      };
-      stream.on("response", read);
-      stream.on("trailers", read);
-      stream.resume();
-      stream.end(binary());
-      await new Promise((resolve) => stream.once("close", resolve));
-      return grpcCode(status);
-    } finally {
-      session.close();
-    }
-  }
-  if (door === "grpc-web") {
-    const res = await fetch(`${tg.baseUrl}${path}`, {
-      method: "POST",
-      headers: { "content-type": "application/grpc-web+proto", ...headers },
-      body: new Uint8Array(binary()),
-    });
-    const raw = Buffer.from(await res.arrayBuffer()).toString("latin1");
-    return grpcCode(res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(raw)?.[1]);
-  }
+  if (door === "grpc" || door === "grpc-web") return (await rawUnary(tg.baseUrl, door, path, binary(), headers)).code;
   if (door === "graphql") {
     const { body } = await postGraphql(
       tg.baseUrl,

@@ -55,10 +55,69 @@ function envelopes(onFrame: (flags: number, payload: Buffer) => void): (chunk: B
   };
 }
 
-const grpcCode = (status: string | undefined) => {
+const grpcCode = (status: string | null | undefined) => {
   const n = Number(status ?? "2");
   return n === 0 ? "ok" : codeToString(n);
 };
+
+/** A gRPC request on a connection of its own; errors are read from statuses, never thrown. */
+function grpcRequest(baseUrl: string, path: string, headers: Record<string, string>) {
+  const session = http2.connect(baseUrl);
+  session.on("error", () => {});
+  const stream = session.request({
+    ":method": "POST",
+    ":path": path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    ...headers,
+  });
+  stream.on("error", () => {});
+  return { session, stream };
+}
+
+/**
+ * One unary call over gRPC (HTTP/2) or gRPC-Web (HTTP/1.1), spoken by hand
+ * with `headers` added, so no client-side timer or check gets in the way;
+ * resolves with the status the gateway sent, in Connect's spelling ("ok",
+ * "deadline_exceeded" …), and the HTTP status.
+ */
+export async function rawUnary(
+  baseUrl: string,
+  door: "grpc" | "grpc-web",
+  path: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<{ code: string; status: number }> {
+  if (door === "grpc-web") {
+    const res = await fetch(`${baseUrl}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto", ...headers },
+      body: new Uint8Array(body),
+    });
+    const raw = Buffer.from(await res.arrayBuffer()).toString("latin1");
+    return {
+      code: grpcCode(res.headers.get("grpc-status") ?? /grpc-status:\s*(\d+)/.exec(raw)?.[1]),
+      status: res.status,
+    };
+  }
+  const { session, stream } = grpcRequest(baseUrl, path, headers);
+  try {
+    let status: string | undefined;
+    let httpStatus = 0;
+    const read = (h: http2.IncomingHttpHeaders) => {
+      if (h[":status"] !== undefined) httpStatus = Number(h[":status"]);
+      if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+    };
+    stream.on("response", read);
+    stream.on("trailers", read);
+    stream.resume();
+    stream.end(body);
+    await new Promise((resolve) => stream.once("close", resolve));
+    return { code: grpcCode(status), status: httpStatus };
+  } finally {
+    session.close();
+  }
+}
 
 /**
  * Opens `path` (a server stream) through `door` with `headers` added to the
@@ -79,16 +138,7 @@ export function openRawStream(
   const end = (code: string, message = ""): RawEnd => ({ code, message, ms: Date.now() - started });
 
   if (door === "grpc") {
-    const session = http2.connect(baseUrl);
-    session.on("error", () => {});
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    stream.on("error", () => {});
+    const { session, stream } = grpcRequest(baseUrl, path, headers);
     let status: string | undefined;
     let message = "";
     const read = (h: http2.IncomingHttpHeaders) => {
