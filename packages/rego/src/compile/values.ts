@@ -90,15 +90,7 @@ export function value(g: Gen, t: Term, bound: Set<VarInfo>, stages: Stage[]): Ge
       return refValue(g, t, bound, stages);
     case "array": {
       const items = t.items.map((x) => value(g, x, bound, stages));
-      return (f) => {
-        const out: Value[] = new Array(items.length);
-        for (let i = 0; i < items.length; i++) {
-          const v = items[i]!(f);
-          if (v === undefined) return undefined;
-          out[i] = v;
-        }
-        return out;
-      };
+      return (f) => allDefined(items, f);
     }
     case "set": {
       const items = t.items.map((x) => value(g, x, bound, stages));
@@ -135,6 +127,17 @@ export function value(g: Gen, t: Term, bound: Set<VarInfo>, stages: Stage[]): Ge
     case "scalar":
       return () => t.value;
   }
+}
+
+/** Every getter's value in the frame, or undefined as soon as one is undefined (Rego's undefined propagates). */
+function allDefined(getters: readonly Getter[], f: Frame): Value[] | undefined {
+  const out: Value[] = new Array(getters.length);
+  for (let i = 0; i < getters.length; i++) {
+    const v = getters[i]!(f);
+    if (v === undefined) return undefined;
+    out[i] = v;
+  }
+  return out;
 }
 
 function varValue(g: Gen, t: Extract<Term, { t: "var" }>, bound: Set<VarInfo>, stages: Stage[]): Getter {
@@ -352,13 +355,8 @@ function callValue(g: Gen, t: Extract<Term, { t: "call" }>, bound: Set<VarInfo>,
     }
     g.node?.deps.add(group.node);
     return (f) => {
-      const vals: Value[] = new Array(args.length);
-      for (let i = 0; i < args.length; i++) {
-        const v = args[i]!(f);
-        if (v === undefined) return undefined;
-        vals[i] = v;
-      }
-      return callFunction(group, vals, f.c);
+      const vals = allDefined(args, f);
+      return vals === undefined ? undefined : callFunction(group, vals, f.c);
     };
   }
   const { name, builtin } = target;
@@ -415,12 +413,8 @@ function callValue(g: Gen, t: Extract<Term, { t: "call" }>, bound: Set<VarInfo>,
     }
   }
   return (f) => {
-    const vals: Value[] = new Array(args.length);
-    for (let i = 0; i < args.length; i++) {
-      const v = args[i]!(f);
-      if (v === undefined) return undefined;
-      vals[i] = v;
-    }
+    const vals = allDefined(args, f);
+    if (vals === undefined) return undefined;
     return call(vals, f);
   };
 }
