@@ -1,12 +1,8 @@
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import {
-  createConnectTransport,
-  createGrpcTransport,
-  createGrpcWebTransport,
-  Http2SessionManager,
-} from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { StategateClient, TokenSource } from "@stategate/api";
 import { bearerToken, createStategateClient } from "@stategate/api";
+import { createLeanGrpcTransport } from "./lean-grpc-transport.js";
 
 /** The wire protocol a client speaks. All three reach the same handlers on the same port. */
 export type Protocol = "grpc" | "grpc-web" | "connect";
@@ -15,7 +11,10 @@ export type Protocol = "grpc" | "grpc-web" | "connect";
 export interface ClientOptions {
   /** Where the gateway listens, e.g. "http://localhost:8080". */
   baseUrl: string;
-  /** Defaults to "grpc". */
+  /**
+   * Defaults to "grpc", over the SDK's own lean transport (see
+   * `createLeanGrpcTransport`); "grpc-web" and "connect" use connect-node's.
+   */
   protocol?: Protocol;
   /**
    * Encode messages as protobuf binary (true) or JSON (false). gRPC is always
@@ -57,7 +56,7 @@ function createTransport(options: ClientOptions, sessionManager: Http2SessionMan
   const common = { baseUrl: options.baseUrl, interceptors, sessionManager };
   switch (options.protocol ?? "grpc") {
     case "grpc":
-      return createGrpcTransport(common);
+      return createLeanGrpcTransport(common);
     case "grpc-web":
       return createGrpcWebTransport({ ...common, httpVersion, useBinaryFormat });
     case "connect":

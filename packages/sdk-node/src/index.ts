@@ -13,3 +13,5 @@ export type { CacheClient, CachedValue, Entity, Event, StategateClient, TokenSou
 export { createStategateClient, EventOperation, expiresIn } from "@stategate/api";
 export type { ClientOptions, NodeClient, Protocol } from "./create-client.js";
 export { createClient } from "./create-client.js";
+export type { LeanGrpcTransportOptions } from "./lean-grpc-transport.js";
+export { createLeanGrpcTransport } from "./lean-grpc-transport.js";
