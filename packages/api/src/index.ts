@@ -6,6 +6,7 @@
 
 export type { TokenSource } from "./bearer-token.js";
 export { bearerToken } from "./bearer-token.js";
+export { createBinaryEncoder } from "./binary-encoder.js";
 export type { CacheClient, CachedValue } from "./cache-client.js";
 export { createCacheClient } from "./cache-client.js";
 export type { StategateClient } from "./client.js";

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { DescService } from "@bufbuild/protobuf";
-import { fromBinary } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -23,6 +22,7 @@ import { createVerifier } from "./auth/verifier.js";
 import type { Config } from "./config.js";
 import { ConfigError, storageFileVariable } from "./config.js";
 import { kRequestId, methodName } from "./context.js";
+import { decodeKeeping } from "./encoding.js";
 import { shuttingDown } from "./errors.js";
 import { withCors } from "./front/cors.js";
 import type { AnyRequest, AnyResponse, Door, DoorContext } from "./front/door.js";
@@ -30,11 +30,11 @@ import { DOOR_HEADER } from "./front/door.js";
 import { kEndCall, nodeCallContext } from "./front/end-call.js";
 import { createGraphqlDoor } from "./front/graphql/index.js";
 import type { GrpcDirectOptions } from "./front/grpc-direct.js";
-import { withDirectGrpc } from "./front/grpc-direct.js";
-import { loopbackHostsOnly, refuseForeignUpgrade } from "./front/host.js";
+import { createDirectGrpc } from "./front/grpc-direct.js";
+import { addressedToLoopback, loopbackHostsOnly, refuseForeignUpgrade } from "./front/host.js";
 import type { HiddenError } from "./front/internal-errors.js";
 import { hideInternalErrors } from "./front/internal-errors.js";
-import type { ListenTls, Upgrade } from "./front/listener.js";
+import type { ListenTls, StreamTaker, Upgrade } from "./front/listener.js";
 import { listen } from "./front/listener.js";
 import { answerNoRoute } from "./front/no-route.js";
 import { createRestDoor } from "./front/rest/index.js";
@@ -125,11 +125,11 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
     const events = new Hub<Event>(
       channel,
       "events",
-      (b) => fromBinary(EventSchema, b),
+      (b) => decodeKeeping(EventSchema, b),
       log,
       (e) => e.position,
     );
-    const messages = new Hub<PeerMessage>(channel, "messages", (b) => fromBinary(PeerMessageSchema, b), log);
+    const messages = new Hub<PeerMessage>(channel, "messages", (b) => decodeKeeping(PeerMessageSchema, b), log);
     const relay = new EventRelay(storage, events, log, { claimSweep: sweepClaim(rawCache), ...options.relay });
     relay.start();
     const slowGraceMs = options.slowStreamGraceMs ?? 1_000;
@@ -144,10 +144,16 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       log,
       limits: { maxEntityBytes: config.maxRequestBytes, maxResponseBytes: config.maxResponseBytes },
       streamBuffer: (ctx, kind, grouped) => {
-        const labels = { kind, group: String(grouped) };
+        const depth = metrics.streamCounts.buffered[kind];
         return {
           maxItems: config.maxStreamBuffer,
-          onDepth: (delta) => metrics.bufferedItems.inc(labels, delta),
+          onDepth: grouped
+            ? (delta) => {
+                depth.group += delta;
+              }
+            : (delta) => {
+                depth.plain += delta;
+              },
           onOverflow: (_error, open) => {
             metrics.slowStreams.inc({ kind });
             log.warn(
@@ -218,18 +224,22 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       // What is not an RPC path may be REST or GraphQL.
       fallback: (req, res) => void serveDoors(doors, req, res, log),
     });
-    // gRPC calls, the bulk of the traffic, skip connect-node's per-call pipeline.
-    const rpc = withDirectGrpc(handler, {
+    // CORS wraps every door at once: RPC, REST and GraphQL.
+    // Without authentication only loopback is served, so only loopback host names are answered (DNS rebinding).
+    const loopbackOnly = config.auth.mode === "loopback";
+    const corsOn = config.cors.allowOrigins.length > 0;
+    // gRPC calls, the bulk of the traffic, skip connect-node's per-call pipeline
+    // and Node's request objects; those the transport rules must see go the usual way.
+    const direct = createDirectGrpc({
       services: implemented as unknown as GrpcDirectOptions["services"],
       interceptors,
       readMaxBytes: config.maxRequestBytes,
       onHidden,
+      accepts: (headers) =>
+        (!loopbackOnly || addressedToLoopback(headers)) && !(corsOn && headers.origin !== undefined),
     });
-    // CORS wraps every door at once: RPC, REST and GraphQL.
-    // Without authentication only loopback is served, so only loopback host names are answered (DNS rebinding).
-    const loopbackOnly = config.auth.mode === "loopback";
     // Deadlines too long for a timer, and writes stuck on a closed HTTP/2 stream, are dealt with before any door.
-    const withOrigins = withCors(guardTransport(rpc), config.cors);
+    const withOrigins = withCors(guardTransport(handler), config.cors);
     const listener = await listenOn(
       loopbackOnly ? loopbackHostsOnly(withOrigins) : withOrigins,
       config.host,
@@ -238,6 +248,7 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
         (loopbackOnly && refuseForeignUpgrade(req.headers, socket)) ||
         doors.some((door) => door.upgrade?.(req, socket, head)),
       config.tls,
+      direct,
     );
     if (config.metricsPort !== null) {
       try {
@@ -353,10 +364,11 @@ async function listenOn(
   host: string,
   port: number,
   upgrade: Upgrade,
-  secure?: ListenTls,
+  secure: ListenTls | undefined,
+  direct: StreamTaker,
 ) {
   try {
-    return await listen(handler, host, port, upgrade, secure);
+    return await listen(handler, host, port, upgrade, secure, direct);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "EADDRINUSE") throw new ConfigError("STATEGATE_PORT", `port ${port} on ${host} is already in use`);

@@ -8,6 +8,7 @@ import { kClaims, kRequestId } from "./context.js";
 import { abortedError, toWireError } from "./errors.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { validate } from "./services/rules.js";
+import { wrapStream } from "./streams/wrap.js";
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
 
@@ -79,6 +80,8 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
     const method = `/${req.service.typeName}/${req.method.name}`;
     const door = doorOf(req.header.get("content-type"), req.header.get(DOOR_HEADER));
     const done = (code: Code | "ok", err?: unknown, internal = false) => {
+      // The line of a call that went well is a debug line: not built when nobody reads it.
+      if (!internal && !log.isLevelEnabled("debug")) return;
       const line = {
         requestId,
         method,
@@ -112,26 +115,21 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
         done("ok");
         return res;
       }
-      const messages = res.message;
       return {
         ...res,
-        message: (async function* () {
-          let settled = false;
-          try {
-            yield* messages;
+        message: wrapStream(res.message, {
+          done() {
             // A stream that stopped because its call was aborted did not finish: a
             // passed deadline must reach the client as DEADLINE_EXCEEDED, not OK.
             if (req.signal.aborted) throw abortedError(req.signal);
-            settled = true;
             done("ok");
-          } catch (err) {
-            settled = true;
-            fail(err);
-          } finally {
+          },
+          error: fail,
+          final(outcome) {
             // A client that leaves ends the stream with neither an error nor a last message.
-            if (!settled) done(Code.Canceled);
-          }
-        })(),
+            if (outcome === "left") done(Code.Canceled);
+          },
+        }),
       };
     } catch (err) {
       return fail(err);

@@ -1,4 +1,4 @@
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import http2 from "node:http2";
 import type {
   DescMessage,
@@ -7,7 +7,7 @@ import type {
   DescMethodUnary,
   DescService,
 } from "@bufbuild/protobuf";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import type {
   HandlerContext,
   Interceptor,
@@ -18,9 +18,12 @@ import type {
 } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { encodeKept, encoderOf } from "../encoding.js";
+import { wrapStream } from "../streams/wrap.js";
 import { requestTimeoutMs } from "./deadline.js";
-import type { AnyRequest, AnyResponse } from "./door.js";
+import { DOOR_HEADER } from "./door.js";
 import { kEndCall } from "./end-call.js";
+import { HeaderMap } from "./header-map.js";
 import type { HiddenError } from "./internal-errors.js";
 
 /**
@@ -30,7 +33,8 @@ import type { HiddenError } from "./internal-errors.js";
  * (BENCHMARKS.md), and encodes an event once per stream it goes to. This path
  * reads the one request message, runs the same interceptors and the same
  * service implementation, and writes the answer straight to the HTTP/2
- * stream; an event going to many streams is encoded once.
+ * stream, without Node's compatibility request and response objects; an
+ * event going to many streams is encoded once.
  *
  * It takes only what it can answer exactly as Connect's gRPC handler would:
  * POST over HTTP/2 to a unary or server-streaming method of the gateway's
@@ -53,6 +57,13 @@ export interface GrpcDirectOptions {
   readMaxBytes: number;
   /** Told of an error kept from the client (a response that could not be serialized). */
   onHidden: (hidden: HiddenError) => void;
+  /**
+   * Whether the gateway's transport rules let the direct path answer a
+   * request at all; one it refuses goes the usual way, where the same rules
+   * answer it (a host a loopback-only gateway does not serve, a request
+   * carrying an Origin that CORS must see).
+   */
+  accepts?: (headers: IncomingHttpHeaders) => boolean;
 }
 
 interface Route {
@@ -60,18 +71,25 @@ interface Route {
   method: DescMethodUnary | DescMethodServerStreaming;
   impl: (message: unknown, context: HandlerContext) => unknown;
   path: string;
-  /** Encodes one response message. */
-  encode: (message: unknown) => Uint8Array;
+  /** One response message as a gRPC frame. */
+  encode: (message: unknown) => Buffer;
 }
+
+/**
+ * Trailers always follow, since the gRPC status is in them. No Date header:
+ * gRPC has no use for one, and Node formats it per response (`sendDate` is
+ * a Node option missing from its types).
+ */
+const respondOptions = { waitForTrailers: true, sendDate: false } as http2.ServerStreamResponseOptions;
 
 /** The reason a call's signal aborts with once the call is over: given, so Node builds no DOMException. */
 const completed = new ConnectError("the call completed", Code.Canceled);
 
-/** Wraps `fallback` so the gRPC calls it could serve are served directly. */
-export function withDirectGrpc(
-  fallback: (req: AnyRequest, res: AnyResponse) => void,
-  options: GrpcDirectOptions,
-): (req: AnyRequest, res: AnyResponse) => void {
+/** Takes an HTTP/2 stream the direct path can serve, and answers it; false leaves it to connect-node's handler. */
+export type DirectStreamHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => boolean;
+
+/** The direct path: serves what it can take, from the HTTP/2 stream itself (no compatibility request and response). */
+export function createDirectGrpc(options: GrpcDirectOptions): DirectStreamHandler {
   const routes = new Map<string, Route>();
   for (const { service, impl } of options.services) {
     for (const method of service.methods) {
@@ -89,41 +107,44 @@ export function withDirectGrpc(
       });
     }
   }
-  return (req, res) => {
-    if (req.httpVersionMajor === 2 && req.method === "POST") {
-      const route = routes.get(req.url ?? "");
-      const type = req.headers["content-type"];
-      const encoding = req.headers["grpc-encoding"];
-      if (
-        route !== undefined &&
-        (type === "application/grpc" || type === "application/grpc+proto") &&
-        (encoding === undefined || encoding === "identity")
-      ) {
-        void serve(route, req as Http2ServerRequest, res as Http2ServerResponse, options);
-        return;
-      }
-    }
-    fallback(req, res);
+  return (stream, headers) => {
+    if (headers[":method"] !== "POST") return false;
+    const route = routes.get(headers[":path"] ?? "");
+    if (route === undefined) return false;
+    const type = headers["content-type"];
+    if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    if (options.accepts && !options.accepts(headers)) return false;
+    void serve(route, stream, headers, options);
+    return true;
   };
 }
 
 /** One call, from the request's first byte to its trailers. */
-async function serve(route: Route, req: Http2ServerRequest, res: Http2ServerResponse, options: GrpcDirectOptions) {
+async function serve(
+  route: Route,
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  options: GrpcDirectOptions,
+) {
   const { service, method } = route;
   const controller = new AbortController();
   let over = false;
   // The client reset the stream or dropped the connection before the end.
   const onClose = () => {
-    if (!over) controller.abort(resetError(req.stream.rstCode));
+    if (!over) controller.abort(resetError(stream.rstCode));
   };
-  req.once("close", onClose);
+  stream.once("close", onClose);
+  // A reset stream reports it as an error too; 'close' has already said what happened.
+  stream.on("error", ignore);
   let deadline: NodeJS.Timeout | undefined;
-  const header = new Headers({ "content-type": "application/grpc+proto" });
-  const trailer = new Headers({ "grpc-status": "0" });
-  const writer = new Writer(res);
+  const header = new HeaderMap({ "content-type": "application/grpc+proto" });
+  const trailer = new HeaderMap({ "grpc-status": "0" });
+  const writer = new Writer(stream);
   try {
     // DEADLINE_EXCEEDED here, before the call runs, for one under 1 ms.
-    const timeoutMs = requestTimeoutMs((name) => headerText(req.headers[name]), ["grpc-timeout"]);
+    const timeoutMs = requestTimeoutMs((name) => headerText(headers[name]), ["grpc-timeout"]);
     const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     if (timeoutMs !== undefined) {
       deadline = setTimeout(
@@ -131,13 +152,12 @@ async function serve(route: Route, req: Http2ServerRequest, res: Http2ServerResp
         timeoutMs,
       );
     }
-    const input = parseInput(method, await readEnvelope(req, options.readMaxBytes));
-    const requestHeader = webHeaders(req.headers);
-    const url = `http://${req.authority}${route.path}`;
+    const input = parseInput(method, await readEnvelope(stream, options.readMaxBytes));
+    // A client's door header is dropped: only the in-process doors name theirs.
+    const requestHeader = HeaderMap.fromRequest(headers, DOOR_HEADER);
+    const url = `http://${headers[":authority"] ?? headers.host ?? "localhost"}${route.path}`;
     // A stream whose client stopped reading can be ended at the transport (see the slow-stream rule).
-    const values = createContextValues().set(kEndCall, () =>
-      req.stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM),
-    );
+    const values = createContextValues().set(kEndCall, () => stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM));
     const context: HandlerContext = {
       service,
       method,
@@ -166,8 +186,8 @@ async function serve(route: Route, req: Http2ServerRequest, res: Http2ServerResp
         return { stream: false, service, method, header, trailer, message: create(method.output, output as never) };
       });
       const response = await next({ ...common, stream: false, signal: controller.signal, message: input } as never);
-      replaceHeaders(header, response.header);
-      replaceHeaders(trailer, response.trailer);
+      header.replaceWith(response.header);
+      trailer.replaceWith(response.trailer);
       writer.message(header, encodeOrHide(route, response.message, header, options));
     } else {
       const next = intercept(options.interceptors, async (r: StreamRequest): Promise<StreamResponse> => {
@@ -181,11 +201,11 @@ async function serve(route: Route, req: Http2ServerRequest, res: Http2ServerResp
         signal: controller.signal,
         message: once(input),
       } as never);
-      replaceHeaders(header, response.header);
+      header.replaceWith(response.header);
       for await (const message of response.message as AsyncIterable<unknown>) {
         await writer.message(header, encodeOrHide(route, message, header, options));
       }
-      replaceHeaders(trailer, response.trailer);
+      trailer.replaceWith(response.trailer);
     }
     writer.end(header, trailer);
   } catch (err) {
@@ -197,10 +217,15 @@ async function serve(route: Route, req: Http2ServerRequest, res: Http2ServerResp
   } finally {
     over = true;
     clearTimeout(deadline);
-    req.off("close", onClose);
-    controller.abort(completed);
+    stream.off("close", onClose);
+    // What a stream set up on its signal (a subscription) is let go. A unary
+    // call's interceptors have removed their listeners by now, and aborting
+    // a signal no one listens to costs microseconds for nothing.
+    if (method.methodKind !== "unary") controller.abort(completed);
   }
 }
+
+function ignore(): void {}
 
 /** Wraps `last` in the interceptors, the first one outermost. */
 function intercept<F>(interceptors: readonly Interceptor[], last: F): F {
@@ -218,44 +243,50 @@ function intercept<F>(interceptors: readonly Interceptor[], last: F): F {
  * is written.
  */
 class Writer {
-  constructor(private readonly res: Http2ServerResponse) {}
+  constructor(private readonly stream: ServerHttp2Stream) {}
 
   private get gone(): boolean {
-    return this.res.stream.destroyed || this.res.writableEnded;
+    return this.stream.destroyed || this.stream.writableEnded;
   }
 
-  private head(header: Headers): void {
-    if (!this.res.headersSent) this.res.writeHead(200, nodeHeaders(header));
+  private head(header: HeaderMap): void {
+    if (!this.stream.headersSent) {
+      this.stream.respond({ ...header.toObject(), ":status": 200 }, respondOptions);
+    }
   }
 
   /** Writes one message; resolves when the client can take more. */
-  message(header: Headers, body: Uint8Array): Promise<void> | undefined {
+  message(header: HeaderMap, frame: Buffer): Promise<void> | undefined {
     if (this.gone) return undefined;
     this.head(header);
-    if (this.res.write(envelope(body))) return undefined;
-    const res = this.res;
+    if (this.stream.write(frame)) return undefined;
+    const stream = this.stream;
     return new Promise<void>((resolve) => {
       // Node 20 may neither drain nor fail a write to a stream that closed meanwhile.
       const done = () => {
-        res.off("drain", done);
-        res.off("close", done);
+        stream.off("drain", done);
+        stream.off("close", done);
         resolve();
       };
-      res.on("drain", done);
-      res.on("close", done);
+      stream.on("drain", done);
+      stream.on("close", done);
     });
   }
 
-  end(header: Headers, trailer: Headers): void {
+  end(header: HeaderMap, trailer: HeaderMap): void {
     if (this.gone) return;
     this.head(header);
-    this.res.addTrailers(nodeHeaders(trailer));
-    this.res.end();
+    const stream = this.stream;
+    stream.once("wantTrailers", () => {
+      // The client may have reset the stream while the last frames went out.
+      if (!stream.destroyed) stream.sendTrailers(trailer.toObject());
+    });
+    stream.end();
   }
 }
 
-/** A response message as bytes; a message that cannot be encoded is an internal error the client never sees. */
-function encodeOrHide(route: Route, message: unknown, header: Headers, options: GrpcDirectOptions): Uint8Array {
+/** A response message as a gRPC frame; a message that cannot be encoded is an internal error the client never sees. */
+function encodeOrHide(route: Route, message: unknown, header: Headers, options: GrpcDirectOptions): Buffer {
   try {
     return route.encode(message);
   } catch (err) {
@@ -264,34 +295,36 @@ function encodeOrHide(route: Route, message: unknown, header: Headers, options: 
 }
 
 /**
- * How to encode the responses of one method. A stream response that is one
- * message field numbered 1 (EventServiceStreamResponse's event,
- * PeerServiceStreamResponse's message) is written around the encoding of
- * that field, made once per item and kept while the item lives: an event
- * going to a thousand streams is encoded once, not a thousand times.
+ * How to frame the responses of one method. A response that is one message
+ * field numbered 1 (a Set's EntityServiceSetResponse, an
+ * EventServiceStreamResponse, a PeerServiceStreamResponse) is framed once
+ * per item and the frame kept while the item lives: an event going to a
+ * thousand streams is framed once, not a thousand times, and its encoding is
+ * the one the relay made or the channel delivered (see encoding.ts).
  */
-function responseEncoder(schema: DescMessage): (message: unknown) => Uint8Array {
-  const plain = (message: unknown) => toBinary(schema, create(schema, message as never));
+function responseEncoder(schema: DescMessage): (message: unknown) => Buffer {
+  const encode = encoderOf(schema);
+  const plain = (message: unknown) => envelope(encode(create(schema, message as never)));
   const [only, ...more] = schema.fields;
   if (only === undefined || more.length > 0 || only.number !== 1 || only.fieldKind !== "message") return plain;
   const inner = only.message;
   const name = only.localName;
-  const cache = new WeakMap<object, Uint8Array>();
+  const frames = new WeakMap<object, Buffer>();
   return (message) => {
     const item = (message as Record<string, unknown>)[name];
     const extra = (message as { $unknown?: unknown[] }).$unknown;
     if (typeof item !== "object" || item === null || (extra !== undefined && extra.length > 0)) return plain(message);
-    let bytes = cache.get(item);
-    if (bytes === undefined) {
-      bytes = toBinary(inner, create(inner, item as never));
-      cache.set(item, bytes);
+    let frame = frames.get(item);
+    if (frame === undefined) {
+      frame = fieldOneFrame(encodeKept(inner, item));
+      frames.set(item, frame);
     }
-    return fieldOne(bytes);
+    return frame;
   };
 }
 
-/** Field 1, length-delimited, holding `bytes`. */
-function fieldOne(bytes: Uint8Array): Uint8Array {
+/** A gRPC frame of a message whose only content is field 1, length-delimited, holding `bytes`. */
+function fieldOneFrame(bytes: Uint8Array): Buffer {
   let length = bytes.length;
   const varint: number[] = [];
   do {
@@ -300,11 +333,14 @@ function fieldOne(bytes: Uint8Array): Uint8Array {
     if (length > 0) b |= 0x80;
     varint.push(b);
   } while (length > 0);
-  const out = new Uint8Array(1 + varint.length + bytes.length);
-  out[0] = 0x0a;
-  out.set(varint, 1);
-  out.set(bytes, 1 + varint.length);
-  return out;
+  const size = 1 + varint.length + bytes.length;
+  const frame = Buffer.allocUnsafe(5 + size);
+  frame[0] = 0;
+  frame.writeUInt32BE(size, 1);
+  frame[5] = 0x0a;
+  frame.set(varint, 6);
+  frame.set(bytes, 6 + varint.length);
+  return frame;
 }
 
 /** An error that must not reach the client as it is: logged, and sent as INTERNAL naming the request id. */
@@ -321,8 +357,8 @@ function hidden(err: unknown, requestId: string | null, path: string, options: G
 }
 
 /** Full messages from what an implementation yields (plain objects, usually), as Connect makes them. */
-async function* normalized(schema: DescMessage, items: AsyncIterable<unknown>): AsyncGenerator<never> {
-  for await (const item of items) yield create(schema, item as never) as never;
+function normalized(schema: DescMessage, items: AsyncIterable<unknown>): AsyncIterable<never> {
+  return wrapStream(items, { item: (item) => create(schema, item as never) as never });
 }
 
 /** The request of a server stream, as the iterable Connect's stream interceptors expect. */
@@ -341,7 +377,7 @@ async function single<T>(messages: AsyncIterable<T>): Promise<T> {
  * declared larger than `readMaxBytes` is refused before it is buffered, as
  * connect-node refuses it.
  */
-function readEnvelope(req: Http2ServerRequest, readMaxBytes: number): Promise<Uint8Array> {
+function readEnvelope(req: ServerHttp2Stream, readMaxBytes: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -440,34 +476,4 @@ function resetError(rstCode: number): ConnectError {
 function headerText(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
   return Array.isArray(value) ? value.join(", ") : value;
-}
-
-/** Node's request headers as fetch Headers, without HTTP/2 pseudo-headers, as connect-node builds them. */
-function webHeaders(nodeHeaders: Http2ServerRequest["headers"]): Headers {
-  const out = new Headers();
-  for (const key of Object.keys(nodeHeaders)) {
-    if (key.startsWith(":")) continue;
-    const value = nodeHeaders[key];
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.append(key, v);
-    else out.append(key, String(value));
-  }
-  return out;
-}
-
-function nodeHeaders(headers: Headers): Record<string, string> {
-  const out: Record<string, string> = {};
-  headers.forEach((value, key) => {
-    out[key] = value;
-  });
-  return out;
-}
-
-/** Makes `target` hold exactly what `source` holds (an interceptor may have returned other Headers). */
-function replaceHeaders(target: Headers, source: Headers): void {
-  if (source === target) return;
-  for (const key of [...target.keys()]) target.delete(key);
-  source.forEach((value, key) => {
-    target.append(key, value);
-  });
 }

@@ -26,6 +26,18 @@ export const HOST_REFUSED =
  * isLoopbackAuthority("evil.example:8080"); // false
  */
 export function isLoopbackAuthority(value: string): boolean {
+  // A connection sends the same authority on every request: remember a few answers.
+  const known = answers.get(value);
+  if (known !== undefined) return known;
+  const answer = checkAuthority(value);
+  if (answers.size >= 256) answers.clear();
+  answers.set(value, answer);
+  return answer;
+}
+
+const answers = new Map<string, boolean>();
+
+function checkAuthority(value: string): boolean {
   const text = value.trim().toLowerCase();
   let host: string;
   let port: string | undefined;

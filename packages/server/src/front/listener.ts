@@ -8,6 +8,9 @@ import { oneHostOnly, refuseRepeatedHostUpgrade } from "./host.js";
 /** Takes an HTTP/1.1 upgrade request (WebSocket); returns false to refuse it. */
 export type Upgrade = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => boolean;
 
+/** Takes an HTTP/2 stream before any request object exists for it; returns false to leave it to the handler. */
+export type StreamTaker = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
 type Handler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
@@ -18,6 +21,45 @@ const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 const PEEK_TIMEOUT_MS = 30_000;
 /** How long an HTTP/2 connection without open streams is kept. */
 const IDLE_TIMEOUT_MS = 60_000;
+
+/**
+ * Hands an HTTP/2 stream to `handler` as Node's compatibility API does (its
+ * `request` event): a request and a response object, CONNECT refused with
+ * 405, `Expect: 100-continue` answered with 100 first and any other
+ * expectation refused with 417. Node builds these objects for every stream
+ * once a `request` listener exists; building them here lets the direct gRPC
+ * path skip them.
+ */
+function compatRequest(
+  handler: Handler,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  rawHeaders: string[],
+): void {
+  // The constructors' fourth argument (raw headers) is what Node itself passes; the types omit it.
+  const Request = http2.Http2ServerRequest as unknown as new (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    options: undefined,
+    rawHeaders: string[],
+  ) => http2.Http2ServerRequest;
+  const req = new Request(stream, headers, undefined, rawHeaders);
+  const res = new http2.Http2ServerResponse(stream);
+  if (headers[":method"] === "CONNECT") {
+    res.statusCode = http2.constants.HTTP_STATUS_METHOD_NOT_ALLOWED;
+    res.end();
+    return;
+  }
+  if (headers.expect !== undefined) {
+    if (headers.expect !== "100-continue") {
+      res.statusCode = http2.constants.HTTP_STATUS_EXPECTATION_FAILED;
+      res.end();
+      return;
+    }
+    res.writeContinue();
+  }
+  handler(req, res);
+}
 
 /** One port, both HTTP/2 cleartext (gRPC) and HTTP/1.1 (gRPC-Web, Connect, REST). */
 export interface Listener {
@@ -41,7 +83,8 @@ export interface ListenTls {
  * Node's `http2.createServer({ allowHTTP1 })` only does this with TLS. With
  * `tls`, the port speaks TLS only, and ALPN picks the server: "h2" or
  * "http/1.1" (a client that offers neither gets HTTP/1.1, as HTTP/2 over TLS
- * requires ALPN).
+ * requires ALPN). With `direct`, each HTTP/2 stream is offered to it first,
+ * and only the ones it leaves become requests for `handler`.
  */
 export async function listen(
   handler: Handler,
@@ -49,6 +92,7 @@ export async function listen(
   port: number,
   upgrade?: Upgrade,
   secure?: ListenTls,
+  direct?: StreamTaker,
 ): Promise<Listener> {
   // Whatever the authentication mode, an HTTP/1.1 request naming several hosts is refused (see host.ts).
   const h1 = http.createServer(oneHostOnly(handler as http.RequestListener));
@@ -72,9 +116,13 @@ export async function listen(
   // nghttp2's rapid-reset guard expects; keep a guard, at a higher rate. (Node
   // 20.12+ options, missing from @types/node 20.)
   const h2Options = { streamResetBurst: 10_000, streamResetRate: 1_000 } as http2.ServerOptions;
-  const h2 = http2.createServer(
-    h2Options,
-    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  const h2 = http2.createServer(h2Options);
+  h2.on(
+    "stream",
+    (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+      if (direct?.(stream, headers)) return;
+      compatRequest(handler, stream, headers, rawHeaders);
+    },
   );
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

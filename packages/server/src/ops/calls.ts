@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { abortedError } from "../errors.js";
 import { DOOR_HEADER } from "../front/door.js";
 import { doorOf } from "../interceptors.js";
+import { wrapStream } from "../streams/wrap.js";
 import type { GatewayMetrics, StreamKind } from "./metrics.js";
 
 /** The code label: "OK", or the name of the gRPC code ("NotFound", "ResourceExhausted" …). */
@@ -43,23 +44,20 @@ export function metricsInterceptor(metrics: GatewayMetrics): Interceptor {
       stop();
       return res;
     }
-    const messages = res.message;
+    let failure: unknown;
     return {
       ...res,
-      message: (async function* () {
-        let outcome: "ok" | "failed" | undefined;
-        try {
-          yield* messages;
-          outcome = "ok";
-          count();
-        } catch (err) {
-          outcome = "failed";
-          count(err);
+      message: wrapStream(res.message, {
+        error(err) {
+          failure = err;
           throw err;
-        } finally {
-          if (outcome === undefined) count(new ConnectError("client left", Code.Canceled));
-        }
-      })(),
+        },
+        final(outcome) {
+          if (outcome === "done") count();
+          else if (outcome === "error") count(failure);
+          else count(new ConnectError("client left", Code.Canceled));
+        },
+      }),
     };
   };
 }
@@ -76,35 +74,47 @@ const streamKinds: Record<string, StreamKind> = {
  */
 export function streamInterceptor(maxOpen: number, metrics: GatewayMetrics): Interceptor {
   let open = 0;
-  return (next) => async (req) => {
+  return (next) => (req) => {
     const kind = streamKinds[req.service.typeName];
+    // Not a stream: nothing to count, so no layer of its own around the call.
     if (kind === undefined || req.method.methodKind !== "server_streaming") return next(req);
+    return limited(next, req, kind);
+  };
+
+  async function limited(
+    next: Parameters<Interceptor>[0],
+    req: Parameters<Parameters<Interceptor>[0]>[0],
+    kind: StreamKind,
+  ) {
     const res = await next(req);
     if (!res.stream) return res;
-    const messages = res.message;
-    const delivered = kind === "event" ? metrics.eventsDelivered : metrics.messagesDelivered;
+    const counts = metrics.streamCounts.delivered;
+    let counted = false;
     return {
       ...res,
-      // The handler starts when this does: a refused stream never subscribed.
-      message: (async function* () {
-        if (open >= maxOpen) {
-          throw new ConnectError(
-            `too many open streams on this gateway (STATEGATE_MAX_OPEN_STREAMS=${maxOpen}); retry later`,
-            Code.ResourceExhausted,
-          );
-        }
-        open++;
-        metrics.openStreams.inc({ kind });
-        try {
-          for await (const message of messages) {
-            delivered.inc();
-            yield message;
+      message: wrapStream(res.message, {
+        // The handler starts when the stream is first read: a refused stream never subscribed.
+        start() {
+          if (open >= maxOpen) {
+            throw new ConnectError(
+              `too many open streams on this gateway (STATEGATE_MAX_OPEN_STREAMS=${maxOpen}); retry later`,
+              Code.ResourceExhausted,
+            );
           }
-        } finally {
+          open++;
+          counted = true;
+          metrics.openStreams.inc({ kind });
+        },
+        item(message) {
+          counts[kind]++;
+          return message;
+        },
+        final() {
+          if (!counted) return;
           open--;
           metrics.openStreams.dec({ kind });
-        }
-      })(),
+        },
+      }),
     };
-  };
+  }
 }

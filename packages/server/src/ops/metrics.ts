@@ -37,6 +37,21 @@ export interface GatewayMetrics {
   readonly providerDuration: Histogram<"kind" | "provider" | "operation">;
   /** Provider operations that failed, by `kind`, `provider` and `operation`. */
   readonly providerErrors: Counter<"kind" | "provider" | "operation">;
+  /**
+   * What streams count per item, as plain numbers: `bufferedItems`,
+   * `eventsDelivered` and `messagesDelivered` read them when scraped. A
+   * prom-client update hashes its labels every time, several per delivered
+   * item, which a stream fanned out to thousands of clients cannot afford.
+   */
+  readonly streamCounts: StreamCounts;
+}
+
+/** Per-item stream counts, by stream kind. */
+export interface StreamCounts {
+  /** Items sent to clients. */
+  delivered: Record<StreamKind, number>;
+  /** Items waiting for their client, in plain streams and in consumer-group members. */
+  buffered: Record<StreamKind, { plain: number; group: number }>;
 }
 
 /**
@@ -57,7 +72,13 @@ export function createMetrics(version: string): GatewayMetrics {
     labelNames: ["version", "node"],
     registers,
   }).set({ version, node: process.version }, 1);
+  const streamCounts: StreamCounts = {
+    delivered: { event: 0, peer: 0 },
+    buffered: { event: { plain: 0, group: 0 }, peer: { plain: 0, group: 0 } },
+  };
+  const kinds = ["event", "peer"] as const;
   return {
+    streamCounts,
     registry,
     requests: new Counter({
       name: "stategate_requests_total",
@@ -83,6 +104,12 @@ export function createMetrics(version: string): GatewayMetrics {
       help: "Items waiting in stream buffers for their client (the consumer lag seen by this gateway), by kind and whether the stream is a consumer-group member.",
       labelNames: ["kind", "group"],
       registers,
+      collect() {
+        for (const kind of kinds) {
+          this.set({ kind, group: "false" }, streamCounts.buffered[kind].plain);
+          this.set({ kind, group: "true" }, streamCounts.buffered[kind].group);
+        }
+      },
     }),
     slowStreams: new Counter({
       name: "stategate_slow_streams_total",
@@ -99,6 +126,10 @@ export function createMetrics(version: string): GatewayMetrics {
       name: "stategate_events_delivered_total",
       help: "Events sent to stream clients of this gateway.",
       registers,
+      collect() {
+        this.reset();
+        this.inc(streamCounts.delivered.event);
+      },
     }),
     messagesPublished: new Counter({
       name: "stategate_peer_messages_published_total",
@@ -109,6 +140,10 @@ export function createMetrics(version: string): GatewayMetrics {
       name: "stategate_peer_messages_delivered_total",
       help: "Peer messages sent to stream clients of this gateway.",
       registers,
+      collect() {
+        this.reset();
+        this.inc(streamCounts.delivered.peer);
+      },
     }),
     providerDuration: new Histogram({
       name: "stategate_provider_operation_duration_seconds",

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { PeerMessage, PeerService } from "@stategate/api";
 import { PeerMessageSchema } from "@stategate/api";
 import { kClaims } from "../context.js";
+import { encodeKept } from "../encoding.js";
 import { compileGlob } from "../streams/glob.js";
 import { StreamQueue } from "../streams/queue.js";
 import { nowNs } from "./convert.js";
@@ -22,7 +23,8 @@ export function createPeerService(deps: ServiceDeps): ServiceImpl<typeof PeerSer
         claims: ctx.values.get(kClaims),
         time: nowNs(),
       });
-      await deps.messages.publish(toBinary(PeerMessageSchema, message));
+      // Kept on the message: the answer carrying it sends these same bytes.
+      await deps.messages.publish(encodeKept(PeerMessageSchema, message));
       return { message };
     },
 

@@ -35,6 +35,9 @@ export class StreamQueue<T> implements AsyncIterable<T> {
   private readonly signal: AbortSignal;
   private readonly unlink: () => void;
   private disposed = false;
+  // The signal's own `aborted` getter checks its receiver each time it is
+  // read, twice per item; its abort event keeps this instead.
+  private aborted = false;
 
   /** Ends when any of `signals` aborts. Call `dispose()` when the stream is over. */
   constructor(
@@ -44,8 +47,18 @@ export class StreamQueue<T> implements AsyncIterable<T> {
     const linked = linkSignals(...signals);
     this.signal = linked.signal;
     this.unlink = linked.unlink;
-    if (this.signal.aborted) return;
-    this.signal.addEventListener("abort", () => this.notify(), { once: true });
+    if (this.signal.aborted) {
+      this.aborted = true;
+      return;
+    }
+    this.signal.addEventListener(
+      "abort",
+      () => {
+        this.aborted = true;
+        this.notify();
+      },
+      { once: true },
+    );
   }
 
   /**
@@ -62,7 +75,7 @@ export class StreamQueue<T> implements AsyncIterable<T> {
 
   /** Whether the stream has ended. */
   get ended(): boolean {
-    return this.signal.aborted;
+    return this.aborted;
   }
 
   push(item: T): void {
@@ -80,20 +93,25 @@ export class StreamQueue<T> implements AsyncIterable<T> {
     this.notify();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    while (true) {
-      if (this.failure) throw this.failure;
-      if (this.signal.aborted) throw abortedError(this.signal);
-      const item = this.items.shift();
-      if (item !== undefined) {
-        this.options.onDepth?.(-1);
-        yield item;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
+  /** The items, in order, until the queue ends (by hand, not a generator: this runs once per item per stream). */
+  [Symbol.asyncIterator](): AsyncIterator<T> {
+    return {
+      next: () => this.next(),
+      return: (value?: unknown) => Promise.resolve({ done: true, value: value as T }),
+    };
+  }
+
+  private next(): Promise<IteratorResult<T>> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.aborted) return Promise.reject(abortedError(this.signal));
+    const item = this.items.shift();
+    if (item !== undefined) {
+      this.options.onDepth?.(-1);
+      return Promise.resolve({ done: false, value: item });
     }
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+    }).then(() => this.next());
   }
 
   private drop(): void {

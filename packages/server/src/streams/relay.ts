@@ -1,9 +1,9 @@
-import { toBinary } from "@bufbuild/protobuf";
 import type { Event } from "@stategate/api";
 import { EventSchema } from "@stategate/api";
 import type { Storage } from "@stategate/providers";
 import { ValueTooLargeError } from "@stategate/providers";
 import type { Logger } from "pino";
+import { encodeKept, encoderOf } from "../encoding.js";
 import { nowNs, toEvent } from "../services/convert.js";
 import type { Hub } from "./hub.js";
 
@@ -59,7 +59,8 @@ export class EventRelay {
   /** Publishes one just-committed event; a failure is logged and left to the sweep. */
   async publish(event: Event): Promise<void> {
     try {
-      await this.hub.publish(toBinary(EventSchema, event));
+      // Kept on the event: the Set answering with it sends these same bytes.
+      await this.hub.publish(encodeKept(EventSchema, event));
       this.mark(Number(event.position));
     } catch (err) {
       if (err instanceof ValueTooLargeError) {
@@ -90,7 +91,7 @@ export class EventRelay {
       const records = await this.storage.unpublishedEvents(nowNs() - this.graceNs, 500);
       for (const record of records) {
         try {
-          await this.hub.publish(toBinary(EventSchema, toEvent(record)));
+          await this.hub.publish(encoderOf(EventSchema)(toEvent(record)));
         } catch (err) {
           // Too large for this channel, now and forever: retrying it would hold
           // back every event behind it. Streams still find it in storage when
