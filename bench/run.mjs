@@ -6,19 +6,20 @@
 //   node bench/run.mjs --smoke         a few seconds per scenario, no targets judged
 //   options: --out DIR (where results go; default bench/results, smoke: a temp dir)
 //            --only 1,2,3              scenarios to run (numbers as in BENCHMARKS.md)
-//            --profile                 run the gateways under `node --cpu-prof` (profiles in the out dir)
+//            --profile                 run the gateways and floor servers under `node --cpu-prof` (profiles in the out dir)
 //            --no-md                   do not rewrite BENCHMARKS.md
 //            --render FILE.json        re-print and re-chart an earlier run (and BENCHMARKS.md for a full one)
 //            --set s4.rate=100         change one figure of the plan (repeatable); a changed full run is
 //                                      still written to --out, so use --out and --no-md when trying things
 //
-// The orchestrator starts gateways and forks load-generator processes
-// (lib/worker.mjs); it never generates load itself, and no load is ever
-// generated inside a gateway. Backends: MySQL/MariaDB, Memcached and NATS, at
-// the addresses the tests use (STATEGATE_TEST_*_ADDR override them).
+// The orchestrator starts gateways and floor servers (lib/floor-server.mjs)
+// and forks load-generator processes (lib/worker.mjs); it never generates
+// load itself, and no load is ever generated inside a server. Backends:
+// MySQL/MariaDB, Memcached and NATS, at the addresses the tests use
+// (STATEGATE_TEST_*_ADDR override them).
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -26,7 +27,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { repoRoot, startGateway } from "./lib/gateway.mjs";
 import { decode, summary } from "./lib/hist.mjs";
-import { cpuSeconds, machine, reachable, rssBytes } from "./lib/proc.mjs";
+import { cpuSeconds, freePort, machine, reachable, rssBytes } from "./lib/proc.mjs";
 import { renderChart, renderMarkdown, renderText, updateBenchmarksMd } from "./lib/report.mjs";
 import { createDirectMysqlTables, dropMysqlTables } from "./lib/seed.mjs";
 import { evaluateTargets } from "./lib/targets.mjs";
@@ -68,7 +69,7 @@ if (args.render) {
 }
 
 const smoke = args.smoke;
-/** Durations and sizes: the full run stays under ~10 minutes on 2 cores; smoke takes seconds. */
+/** Durations and sizes: the full run takes about 12 minutes on 2 cores; smoke takes seconds. */
 const plan = smoke
   ? {
       keys: 20,
@@ -234,6 +235,61 @@ async function gateway(name, env) {
   };
 }
 
+/**
+ * Starts a floor server (lib/floor-server.mjs) on its own port, like a
+ * gateway, and resolves once it accepts calls. `backends` says which of the
+ * direct path's backends it serves from ({ memcached, mysql, sqlite }).
+ */
+async function floorServer(name, backends) {
+  const port = await freePort();
+  const logPath = join(logDir, `floor-${name}.log`);
+  const logFd = openSync(logPath, "a");
+  const execArgv = profileDir
+    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=floor-${name}.cpuprofile`]
+    : [];
+  const child = fork(join(here, "lib", "floor-server.mjs"), [JSON.stringify({ ...backends, port })], {
+    cwd: here,
+    execArgv,
+    stdio: ["ignore", logFd, logFd, "ipc"],
+  });
+  closeSync(logFd);
+  children.add(child);
+  let exited = null;
+  const exit = new Promise((resolve) => {
+    child.once("exit", (code, signal) => {
+      children.delete(child);
+      exited = { code, signal };
+      resolve(exited);
+    });
+  });
+  const up = await Promise.race([
+    new Promise((resolve) => child.once("message", (m) => resolve(m?.type === "listening" && m.port === port))),
+    exit.then(() => false),
+    // Unreferenced, so a run that ends soon after does not wait for it.
+    sleep(30_000, false, { ref: false }),
+  ]);
+  if (!up) {
+    child.kill("SIGKILL");
+    const tail = readFileSync(logPath, "utf8").split("\n").slice(-15).join("\n");
+    throw new Error(`floor server ${name} did not start (${JSON.stringify(exited)}); log ${logPath}:\n${tail}`);
+  }
+  return {
+    name,
+    pid: child.pid,
+    baseUrl: `http://127.0.0.1:${port}`,
+    async stop() {
+      if (!exited) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exit;
+        clearTimeout(timer);
+      }
+      if (exited.code !== 0) log(`floor server ${name} exited with ${JSON.stringify(exited)} (log: ${logPath})`);
+      return exited;
+    },
+  };
+}
+
 const mysqlProvider = (prefix) => JSON.stringify({ name: "mysql", ...mysqlOptions, tablePrefix: prefix });
 const memcachedProvider = JSON.stringify({
   name: "memcached",
@@ -270,38 +326,41 @@ const results = {
 };
 
 /**
- * Scenarios 1, 2 and 6 for one operation: direct path, then gateway path. A
- * full run gives each path a fresh load-generator process; a smoke run runs
- * both in one to save start-ups. The gateway's CPU is read around the
- * gateway path's open-loop window.
+ * Scenarios 1, 2 and 6 for one operation: direct path, floor path, then
+ * gateway path. A full run gives each path a fresh load-generator process; a
+ * smoke run runs all three in one to save start-ups. The CPU of the gateway
+ * and of the floor server is read around its own path's open-loop window.
  */
-async function operation(gw, name, ctx) {
+async function operation(gw, floor, name, ctx) {
   const out = {};
-  const groups = smoke ? [["direct", "gateway"]] : [["direct"], ["gateway"]];
+  const servers = { gateway: gw, floor };
+  const cpuAtStart = {};
+  const cpu = {};
+  const groups = smoke ? [["direct", "floor", "gateway"]] : [["direct"], ["floor"], ["gateway"]];
   for (const paths of groups) {
-    let cpuAtStart;
-    let cpu;
     const handle = worker(
       {
         kind: "suite",
         paths,
         name,
-        ctx: { ...ctx, baseUrl: gw.baseUrl },
+        ctx: { ...ctx, baseUrl: gw.baseUrl, floorBaseUrl: floor.baseUrl },
         open: wanted(1) ? plan.s1 : null,
         closed: wanted(2) ? plan.s2 : null,
       },
       {
         phase: (m) => {
-          if (m.path !== "gateway") return;
-          if (m.phase === "open-start") cpuAtStart = cpuSeconds(gw.pid);
-          if (m.phase === "open-end") cpu = cpuSeconds(gw.pid) - cpuAtStart;
+          const server = servers[m.path];
+          if (server === undefined) return;
+          if (m.phase === "open-start") cpuAtStart[m.path] = cpuSeconds(server.pid);
+          if (m.phase === "open-end") cpu[m.path] = cpuSeconds(server.pid) - cpuAtStart[m.path];
         },
       },
     );
     Object.assign(out, await handle.done);
-    if (out.gateway?.open) out.gateway.open.gatewayCpuSeconds = cpu;
   }
-  for (const path of ["direct", "gateway"]) {
+  if (out.gateway?.open) out.gateway.open.gatewayCpuSeconds = cpu.gateway;
+  if (out.floor?.open) out.floor.open.floorCpuSeconds = cpu.floor;
+  for (const path of ["direct", "floor", "gateway"]) {
     const o = out[path].open?.summary;
     const c = out[path].closed;
     log(
@@ -333,8 +392,18 @@ async function sharedBackendScenarios() {
     await worker({ kind: "seed", backends: ["mysql", "memcached"], ctx: { ...ctx, baseUrl: gw.baseUrl } }).done;
     const ops = {};
     if (wanted(1) || wanted(2)) {
-      for (const name of ["memcached.cache.get", "mysql.entity.get", "mysql.entity.set"]) {
-        ops[name] = await operation(gw, name, ctx);
+      // On the direct path's keys and tables (seeded above), never the gateway's.
+      const floor = await floorServer("mysql", {
+        memcached: { addr: memcachedAddr, prefix: names.directMemcachedPrefix },
+        mysql: { options: mysqlOptions, prefix: names.directMysqlPrefix },
+      });
+      log(`floor server (memcached, mysql) on ${floor.baseUrl}`);
+      try {
+        for (const name of ["memcached.cache.get", "mysql.entity.get", "mysql.entity.set"]) {
+          ops[name] = await operation(gw, floor, name, ctx);
+        }
+      } finally {
+        await floor.stop();
       }
     }
     let doors;
@@ -360,8 +429,15 @@ async function embeddedScenarios() {
   try {
     log(`gateway sqlite on ${gw.baseUrl}; seeding`);
     await worker({ kind: "seed", backends: ["sqlite"], ctx: { ...ctx, baseUrl: gw.baseUrl } }).done;
+    // The direct path's file exists once seeded; the floor server opens it as the direct path does.
+    const floor = await floorServer("sqlite", { sqlite: { path: ctx.sqlitePath } });
+    log(`floor server (sqlite) on ${floor.baseUrl}`);
     const ops = {};
-    for (const name of ["sqlite.entity.get", "sqlite.entity.set"]) ops[name] = await operation(gw, name, ctx);
+    try {
+      for (const name of ["sqlite.entity.get", "sqlite.entity.set"]) ops[name] = await operation(gw, floor, name, ctx);
+    } finally {
+      await floor.stop();
+    }
     return { ops };
   } finally {
     await gw.stop();
@@ -609,7 +685,8 @@ async function main() {
     log(`wrote ${relative(process.cwd(), md)}`);
   }
   log(`wrote ${base}.json and ${base}.svg`);
-  if (profileDir) log(`gateway CPU profiles in ${profileDir} (summarise: node bench/lib/profile-top.mjs FILE)`);
+  if (profileDir)
+    log(`gateway and floor server CPU profiles in ${profileDir} (summarise: node bench/lib/profile-top.mjs FILE)`);
 }
 
 try {

@@ -1,5 +1,5 @@
 // Scenario 3: one Entity Get through every door of the gateway. gRPC (HTTP/2)
-// goes through our own closed loop on connect-node; the HTTP/1.1 doors
+// goes through our own closed loop on the Node SDK; the HTTP/1.1 doors
 // (Connect binary and JSON, gRPC-Web, REST, GraphQL) through autocannon, with
 // each response's latency recorded in our own HdrHistogram at µs precision
 // (autocannon's own histogram keeps whole milliseconds).
@@ -132,7 +132,7 @@ export async function runDoors({ baseUrl, keyIndex, concurrency, durationMs, war
   if (first.entity?.values?.email !== expected.email) throw new Error("grpc: the response did not carry the entity");
   const grpc = await closedLoop(op, { concurrency, durationMs, warmupMs });
   clients.close();
-  results.grpc = { transport: "HTTP/2, connect-node closed loop", ...grpc };
+  results.grpc = { transport: "HTTP/2, Node SDK closed loop", ...grpc };
 
   for (const [door, spec] of Object.entries(doorRequests(key))) {
     await preflight(baseUrl, door, spec, expected);

@@ -1,15 +1,16 @@
-// The operations a load generator runs, on both paths:
-// - gateway: a gRPC call to the gateway (connect-node, HTTP/2, binary);
+// The operations a load generator runs, on each path:
+// - gateway: a gRPC call to the gateway through the Node SDK (createClient,
+//   protocol "grpc"), which is what Node applications call;
+// - floor: the same client, calling the floor server (floor-server.mjs), a
+//   bare node:http2 gRPC server doing the direct path's backend work;
 // - direct: the same work straight on the backend, in the load generator's own
 //   process: memjs for Memcached, mysql2 for MySQL with the very pool options
 //   and statements of the gateway's MySQL adapter (imported from
 //   @stategate/providers), better-sqlite3 for SQLite with the
 //   statements of the gateway's SQLite adapter.
 import { randomUUID } from "node:crypto";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { CacheService, EntityService } from "@stategate/api";
 import { mysqlConfig, mysqlStatements, mysqlTables } from "@stategate/providers";
+import { createClient } from "@stategate/sdk-node";
 import Database from "better-sqlite3";
 import memjs from "memjs";
 import mysql from "mysql2/promise";
@@ -40,15 +41,15 @@ export const wallNow = () => performance.timeOrigin + performance.now();
 /** Nanoseconds since the epoch, as the gateway stamps events. */
 const nowNs = () => BigInt(Math.round(wallNow() * 1000)) * 1000n;
 
-/** One HTTP/2 connection to the gateway and clients of the services the bench calls. */
+/**
+ * The SDK's client on one HTTP/2 connection (to a gateway or to the floor
+ * server). `cache.get` answers plain JSON, `entity.get/set` messages. The
+ * long idle timeout keeps one connection across a suite's phases, so no
+ * reconnection lands inside a measured window.
+ */
 export function gatewayClients(baseUrl) {
-  const sessionManager = new Http2SessionManager(baseUrl, { idleConnectionTimeoutMs: 60_000 });
-  const transport = createGrpcTransport({ baseUrl, sessionManager });
-  return {
-    entity: createClient(EntityService, transport),
-    cache: createClient(CacheService, transport),
-    close: () => sessionManager.abort(),
-  };
+  const client = createClient({ baseUrl, protocol: "grpc", idleTimeoutMs: 60_000 });
+  return { entity: client.entity, cache: client.cache, close: () => client.close() };
 }
 
 class VersionConflict extends Error {}
@@ -95,19 +96,21 @@ export function directMysql(options, prefix) {
       await conn.execute(sql.writeEntity, [json, version + 1, ...ref]);
       const [counter] = await conn.execute(sql.nextPosition);
       const position = Number(counter.insertId);
+      const id = randomUUID();
+      const time = nowNs();
       await conn.execute(sql.insertEvent, [
         position,
-        randomUUID(),
+        id,
         ...ref,
         json,
         version + 1,
         "set",
         SET_METHOD,
         "{}",
-        nowNs().toString(),
+        time.toString(),
       ]);
       await conn.commit();
-      return { position, version: version + 1 };
+      return { id, time, position, version: version + 1 };
     } catch (error) {
       await conn.rollback().catch(() => {});
       throw error;
@@ -162,8 +165,10 @@ export function directSqlite(path) {
     const actual = selectVersion.get(DOMAIN, type, key)?.version ?? 0;
     if (actual !== expected) throw new Error("version conflict");
     upsertEntity.run(DOMAIN, type, key, json, expected + 1);
+    const id = randomUUID();
+    const time = nowNs();
     const { lastInsertRowid } = insertEvent.run(
-      randomUUID(),
+      id,
       DOMAIN,
       type,
       key,
@@ -172,9 +177,9 @@ export function directSqlite(path) {
       "set",
       SET_METHOD,
       "{}",
-      nowNs(),
+      time,
     );
-    return Number(lastInsertRowid);
+    return { id, time, position: Number(lastInsertRowid), version: expected + 1 };
   });
   const set = (type, key, values) => {
     const current = get(type, key);
@@ -212,14 +217,15 @@ export function directMemcached(addr, prefix) {
 
 /**
  * The operation `name` on `path`, as `op(i)` (i picks the key), plus `close`.
- * ctx: { baseUrl, mysql, mysqlPrefix, memcachedAddr, memcachedPrefix, sqlitePath, keys }.
+ * ctx: { baseUrl, floorBaseUrl, mysql, mysqlPrefix, memcachedAddr, memcachedPrefix, sqlitePath, keys }.
  */
 export function createOperation(path, name, ctx) {
   const keys = ctx.keys;
   const readKey = (i) => `r${i % keys}`;
   const writeKey = (i) => `w${i % keys}`;
-  if (path === "gateway") {
-    const clients = gatewayClients(ctx.baseUrl);
+  // The floor path uses the gateway path's client, so the two differ only in the server.
+  if (path === "gateway" || path === "floor") {
+    const clients = gatewayClients(path === "gateway" ? ctx.baseUrl : ctx.floorBaseUrl);
     const ops = {
       "cache.get": (i) => clients.cache.get({ domain: DOMAIN, key: `c${i % keys}` }),
       "entity.get": (i) => clients.entity.get({ domain: DOMAIN, type: READ_TYPE, key: readKey(i) }),
@@ -227,7 +233,7 @@ export function createOperation(path, name, ctx) {
         clients.entity.set({ domain: DOMAIN, type: WRITE_TYPE, key: writeKey(i), values: entityValues(i) }),
     };
     const op = ops[name.replace(/^(mysql|sqlite|memcached)\./, "")];
-    if (!op) throw new Error(`unknown gateway operation ${name}`);
+    if (!op) throw new Error(`unknown ${path} operation ${name}`);
     return { op, close: async () => clients.close() };
   }
   const [backend, ...rest] = name.split(".");

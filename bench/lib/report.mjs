@@ -16,23 +16,31 @@ export function tables(results) {
   const out = [];
   const ops = Object.entries(OPERATIONS).filter(([name]) => s.operations?.[name]);
 
+  // One row per path: direct, floor (when it ran; earlier runs had none), gateway.
+  const PATHS = [
+    ["direct", "direct"],
+    ["floor", "floor"],
+    ["gateway", "gateway"],
+  ];
   const s1 = ops.map(([name, label]) => [name, label, overhead(s.operations[name])]).filter(([, , o]) => o);
+  const withFloor = ops.some(([name]) => s.operations[name].floor);
   if (s1.length) {
     const rate = results.plan.s1.rate;
     out.push({
       title: `1. Overhead at a fixed rate: open loop, ${int(rate)} req/s for ${results.plan.s1.durationMs / 1000} s per path`,
       note:
-        "Latency in ms, measured from each request's scheduled send time (no coordinated omission). Δ = gateway − direct. " +
+        "Latency in ms, measured from each request's scheduled send time (no coordinated omission). Δ = path − direct. " +
+        (withFloor
+          ? "floor: a bare node:http2 gRPC server doing the direct path's backend call, called with the gateway path's client (the SDK), " +
+            "so gateway − floor is what the gateway's own work adds. "
+          : "") +
         "Served/s is the rate each path actually answered at: below the offered rate, requests queued and the percentiles are mostly queueing. " +
         `Requests still unanswered ${results.plan.s1.graceMs / 1000} s after the last send count at the time they had waited (a lower bound).`,
       head: [
         "operation",
-        "served/s direct",
-        "gateway",
-        "direct p50",
-        "p90",
-        "p99",
-        "gateway p50",
+        "path",
+        "served/s",
+        "p50",
         "p90",
         "p99",
         "Δp50",
@@ -42,26 +50,27 @@ export function tables(results) {
         "unanswered",
         "errors",
       ],
-      rows: s1.map(([name, label, o]) => {
-        const errors = (s.operations[name].direct.open.errors ?? 0) + (s.operations[name].gateway.open.errors ?? 0);
-        return [
-          label,
-          int(s.operations[name].direct.open.achievedRate),
-          int(s.operations[name].gateway.open.achievedRate),
-          ms(o.direct.p50),
-          ms(o.direct.p90),
-          ms(o.direct.p99),
-          ms(o.gateway.p50),
-          ms(o.gateway.p90),
-          ms(o.gateway.p99),
-          signed(o.diff.p50),
-          signed(o.diff.p90),
-          signed(o.diff.p99),
-          ratio(o.ratio.p99),
-          String((s.operations[name].direct.open.unanswered ?? 0) + (s.operations[name].gateway.open.unanswered ?? 0)),
-          String(errors),
-        ];
-      }),
+      rows: s1.flatMap(([name, label, o]) =>
+        PATHS.filter(([path]) => o[path]).map(([path, pathLabel]) => {
+          const open = s.operations[name][path].open;
+          const diff = path === "gateway" ? o.diff : path === "floor" ? o.floorDiff : undefined;
+          const times = path === "gateway" ? o.ratio : path === "floor" ? o.floorRatio : undefined;
+          return [
+            label,
+            pathLabel,
+            int(open.achievedRate),
+            ms(o[path].p50),
+            ms(o[path].p90),
+            ms(o[path].p99),
+            signed(diff?.p50),
+            signed(diff?.p90),
+            signed(diff?.p99),
+            ratio(times?.p99),
+            String(open.unanswered ?? 0),
+            String(open.errors ?? 0),
+          ];
+        }),
+      ),
     });
   }
 
@@ -70,9 +79,20 @@ export function tables(results) {
     const cs = s2[0][1].map((r) => r.concurrency);
     out.push({
       title: "2. Throughput ceiling: closed loop, ops/s",
-      note: `gateway ÷ direct at each concurrency; ${results.plan.s2.durationMs / 1000} s per cell. Direct SQLite is synchronous, so its concurrency is 1 whatever the column says.`,
-      head: ["operation", ...cs.flatMap((c) => [`c${c} direct`, `c${c} gateway`, `c${c} ratio`])],
-      rows: s2.map(([label, t]) => [label, ...t.flatMap((r) => [int(r.direct), int(r.gateway), ratio(r.ratio)])]),
+      note:
+        `ops/s and path ÷ direct at each concurrency; ${results.plan.s2.durationMs / 1000} s per cell. ` +
+        "Direct SQLite is synchronous, so its concurrency is 1 whatever the column says.",
+      head: ["operation", "path", ...cs.flatMap((c) => [`c${c} ops/s`, `c${c} ÷ direct`])],
+      rows: s2.flatMap(([label, t]) =>
+        PATHS.filter(([path]) => t[0][path] !== undefined).map(([path, pathLabel]) => [
+          label,
+          pathLabel,
+          ...t.flatMap((r) => [
+            int(r[path]),
+            path === "direct" ? "–" : ratio(path === "floor" ? r.floorRatio : r.ratio),
+          ]),
+        ]),
+      ),
     });
   }
 
@@ -80,7 +100,7 @@ export function tables(results) {
     const grpc = s.doors.grpc?.opsPerSecond;
     out.push({
       title: `3. Doors: Entity Get on MySQL, closed loop at concurrency ${results.plan.s3.concurrency}`,
-      note: "gRPC over HTTP/2 with our connect-node loop; the others over HTTP/1.1 with autocannon (one request in flight per connection).",
+      note: "gRPC over HTTP/2 with our own closed loop (its client in the transport column); the others over HTTP/1.1 with autocannon (one request in flight per connection).",
       head: ["door", "transport", "ops/s", "vs gRPC", "p50 ms", "p99 ms", "errors"],
       rows: Object.entries(s.doors).map(([door, d]) => [
         door,
@@ -172,20 +192,31 @@ export function tables(results) {
 
   const s6 = ops.map(([name, label]) => [label, cpuPerThousand(s.operations[name]), s.operations[name]]);
   if (s6.some(([, v]) => v !== undefined)) {
+    const perThousand = (open) => (open ? ((open.loadgenCpuSeconds / open.ok) * 1000).toFixed(3) : "–");
+    const fixed = (v) => (v === undefined ? "–" : v.toFixed(3));
     out.push({
       title: "6. CPU cost: gateway CPU during scenario 1",
-      note: "CPU seconds per 1,000 requests = cores used at 1,000 req/s (from /proc, 10 ms ticks).",
+      note:
+        "CPU seconds per 1,000 requests = cores used at 1,000 req/s (from /proc, 10 ms ticks)." +
+        (withFloor
+          ? " Floor server: the bare node:http2 server of the floor path, over its own open-loop window."
+          : ""),
+      // Columns of the floor only when it ran (earlier runs had none).
       head: [
         "operation",
         "gateway CPU s / 1,000 req",
+        ...(withFloor ? ["floor server CPU s / 1,000 req"] : []),
         "load generator CPU s / 1,000 req (gateway path)",
+        ...(withFloor ? ["(floor path)"] : []),
         "(direct path)",
       ],
       rows: s6.map(([label, v, op]) => [
         label,
-        v === undefined ? "–" : v.toFixed(3),
-        ((op.gateway.open.loadgenCpuSeconds / op.gateway.open.ok) * 1000).toFixed(3),
-        ((op.direct.open.loadgenCpuSeconds / op.direct.open.ok) * 1000).toFixed(3),
+        fixed(v),
+        ...(withFloor ? [fixed(cpuPerThousand(op, "floor"))] : []),
+        perThousand(op.gateway.open),
+        ...(withFloor ? [perThousand(op.floor?.open)] : []),
+        perThousand(op.direct.open),
       ]),
     });
   }
@@ -220,7 +251,13 @@ function targetRows(results) {
         : `${t.value >= 0 && t.unit === "ms" ? "+" : ""}${t.value.toFixed(t.unit === "µs" ? 1 : 3)} ${t.unit}`;
     const limit = t.limit === undefined ? "–" : `${t.unit === "×" ? "≥" : "≤"} ${t.limit} ${t.unit}`;
     const verdict = !t.judged ? "not judged (smoke)" : t.pass === undefined ? "n/a" : t.pass ? "pass" : "MISS";
-    return [t.target, t.scope, value, limit, verdict + (t.note ? ` (${t.note})` : "")];
+    return [
+      t.target,
+      t.scope,
+      value,
+      limit,
+      verdict + (t.note ? ` (${t.note})` : "") + (t.floor ? ` — ${t.floor}` : ""),
+    ];
   });
 }
 
@@ -324,6 +361,7 @@ export function updateBenchmarksMd(path, generated) {
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const COLORS = {
   direct: "#8d99a6",
+  floor: "#f59e0b",
   gateway: "#2563eb",
   miss: "#dc2626",
   grid: "#e5e7eb",
@@ -340,16 +378,14 @@ const rect = (x, y, w, h, color, title) =>
 const line = (x1, y1, x2, y2, color, dash) =>
   `<line x1="${x1.toFixed(1)}" y1="${y1.toFixed(1)}" x2="${x2.toFixed(1)}" y2="${y2.toFixed(1)}" stroke="${color}" stroke-width="1"${dash ? ` stroke-dasharray="${dash}"` : ""}/>`;
 
-function legend(x, y) {
-  return [
-    rect(x, y - 9, 10, 10, COLORS.direct),
-    text(x + 14, y, "direct"),
-    rect(x + 70, y - 9, 10, 10, COLORS.gateway),
-    text(x + 84, y, "gateway"),
-  ].join("");
+/** Swatches of the given paths, laid out from x to the right. */
+function legend(x, y, paths = ["direct", "gateway"]) {
+  return paths
+    .map((path, i) => rect(x + i * 70, y - 9, 10, 10, COLORS[path]) + text(x + i * 70 + 14, y, path))
+    .join("");
 }
 
-/** Scenario 1: grouped bars of p50/p90/p99, direct and gateway, log scale. */
+/** Scenario 1: grouped bars of p50/p90/p99, direct, floor (when it ran) and gateway, log scale. */
 function latencyPanel(results, top, width) {
   const ops = Object.entries(OPERATIONS)
     .map(([name, label]) => [
@@ -358,12 +394,13 @@ function latencyPanel(results, top, width) {
     ])
     .filter(([, o]) => o);
   if (!ops.length) return { svg: "", height: 0 };
-  const height = 300;
+  const height = 310;
   const left = 60;
   const plotTop = top + 40;
-  const plotH = height - 100;
+  const plotH = height - 110;
   const plotW = width - left - 20;
-  const values = ops.flatMap(([, o]) => [o.direct.p50, o.gateway.p99, o.direct.p99]);
+  const paths = ops.some(([, o]) => o.floor) ? ["direct", "floor", "gateway"] : ["direct", "gateway"];
+  const values = ops.flatMap(([, o]) => [o.direct.p50, o.gateway.p99, o.direct.p99, o.floor?.p99 ?? 0]);
   const lo = 0.01;
   const hi = 10 ** Math.ceil(Math.log10(Math.max(1, ...values)));
   const y = (v) =>
@@ -375,7 +412,7 @@ function latencyPanel(results, top, width) {
       `1. Latency at ${results.plan.s1.rate.toLocaleString("en-US")} req/s, open loop (ms, log scale)`,
       { size: 14, weight: "bold" },
     ),
-    legend(width - 180, top + 16),
+    legend(width - 20 - paths.length * 70, top + 16, paths),
   ];
   for (let v = lo; v <= hi * 1.001; v *= 10) {
     parts.push(
@@ -384,32 +421,27 @@ function latencyPanel(results, top, width) {
     );
   }
   const group = plotW / ops.length;
-  const bar = Math.min(14, (group - 20) / 6);
+  const n = paths.length;
+  const bar = Math.min(14, (group - 20) / (3 * n));
   ops.forEach(([label, o], i) => {
-    const gx = left + i * group + (group - bar * 6 - 8) / 2;
+    const gx = left + i * group + (group - bar * 3 * n - 8) / 2;
     ["p50", "p90", "p99"].forEach((p, j) => {
-      const x = gx + j * (bar * 2 + 4);
-      parts.push(
-        rect(
-          x,
-          y(o.direct[p]),
-          bar,
-          plotTop + plotH - y(o.direct[p]),
-          COLORS.direct,
-          `${label} direct ${p}: ${o.direct[p].toFixed(3)} ms`,
-        ),
-      );
-      parts.push(
-        rect(
-          x + bar,
-          y(o.gateway[p]),
-          bar,
-          plotTop + plotH - y(o.gateway[p]),
-          COLORS.gateway,
-          `${label} gateway ${p}: ${o.gateway[p].toFixed(3)} ms`,
-        ),
-      );
-      parts.push(text(x + bar, plotTop + plotH + 12, p, { anchor: "middle", size: 9, color: COLORS.dim }));
+      const x = gx + j * (bar * n + 4);
+      paths.forEach((path, k) => {
+        const v = o[path]?.[p];
+        if (v === undefined) return;
+        parts.push(
+          rect(
+            x + k * bar,
+            y(v),
+            bar,
+            plotTop + plotH - y(v),
+            COLORS[path],
+            `${label} ${path} ${p}: ${v.toFixed(3)} ms`,
+          ),
+        );
+      });
+      parts.push(text(x + (bar * n) / 2, plotTop + plotH + 12, p, { anchor: "middle", size: 9, color: COLORS.dim }));
     });
     parts.push(text(left + i * group + group / 2, plotTop + plotH + 28, label, { anchor: "middle", size: 11 }));
     parts.push(
@@ -419,11 +451,20 @@ function latencyPanel(results, top, width) {
         color: o.diff.p99 > 1 ? COLORS.miss : COLORS.dim,
       }),
     );
+    if (o.floorDiff) {
+      parts.push(
+        text(left + i * group + group / 2, plotTop + plotH + 55, `floor Δp99 ${signed(o.floorDiff.p99)} ms`, {
+          anchor: "middle",
+          size: 10,
+          color: COLORS.dim,
+        }),
+      );
+    }
   });
   return { svg: parts.join("\n"), height };
 }
 
-/** Scenario 2: gateway ÷ direct per concurrency, with the targets marked. */
+/** Scenario 2: gateway ÷ direct (and floor ÷ direct) per concurrency, with the targets marked. */
 function throughputPanel(results, top, width) {
   const ops = Object.entries(OPERATIONS)
     .map(([name, label]) => [
@@ -438,13 +479,20 @@ function throughputPanel(results, top, width) {
   const plotTop = top + 40;
   const plotH = height - 90;
   const plotW = width - left - 20;
-  const hi = Math.max(1.2, ...ops.flatMap(([, , t]) => t.map((r) => r.ratio)).filter(Number.isFinite)) * 1.05;
+  const paths = ops.some(([, , t]) => t[0].floor !== undefined) ? ["floor", "gateway"] : ["gateway"];
+  const ratioOf = (r, path) => (path === "floor" ? r.floorRatio : r.ratio);
+  const hi =
+    Math.max(
+      1.2,
+      ...ops.flatMap(([, , t]) => t.flatMap((r) => paths.map((path) => ratioOf(r, path)))).filter(Number.isFinite),
+    ) * 1.05;
   const y = (v) => plotTop + plotH - (Math.min(v, hi) / hi) * plotH;
   const parts = [
-    text(left, top + 16, "2. Throughput ceiling: gateway ops/s ÷ direct ops/s, closed loop", {
+    text(left, top + 16, `2. Throughput ceiling: ${paths.join(" and ")} ops/s ÷ direct ops/s, closed loop`, {
       size: 14,
       weight: "bold",
     }),
+    legend(width - 20 - paths.length * 70, top + 16, paths),
   ];
   for (let v = 0; v <= hi; v += hi > 3 ? 1 : 0.2) {
     parts.push(
@@ -455,36 +503,50 @@ function throughputPanel(results, top, width) {
   parts.push(line(left, y(1), left + plotW, y(1), COLORS.dim, "4 3"));
   const group = plotW / ops.length;
   const targets = { "memcached.cache.get": 0.6, "mysql.entity.set": 0.7 };
+  const n = paths.length;
   ops.forEach(([name, label, t], i) => {
-    const bar = Math.min(26, (group - 30) / t.length);
-    const gx = left + i * group + (group - bar * t.length - (t.length - 1) * 4) / 2;
+    const bar = Math.min(26, (group - 30) / (t.length * n));
+    const gx = left + i * group + (group - bar * n * t.length - (t.length - 1) * 4) / 2;
     t.forEach((r, j) => {
-      const x = gx + j * (bar + 4);
-      const v = Number.isFinite(r.ratio) ? r.ratio : 0;
+      const x = gx + j * (bar * n + 4);
+      paths.forEach((path, k) => {
+        const raw = ratioOf(r, path);
+        if (raw === undefined) return;
+        const v = Number.isFinite(raw) ? raw : 0;
+        const bx = x + k * bar;
+        parts.push(
+          rect(
+            bx,
+            y(v),
+            bar,
+            plotTop + plotH - y(v),
+            COLORS[path],
+            `${label} ${path} c${r.concurrency}: ${int(r[path])} / ${int(r.direct)} ops/s = ${v.toFixed(2)}`,
+          ),
+        );
+        parts.push(text(bx + bar / 2, y(v) - 3, v.toFixed(2), { anchor: "middle", size: 9 }));
+      });
       parts.push(
-        rect(
-          x,
-          y(v),
-          bar,
-          plotTop + plotH - y(v),
-          COLORS.gateway,
-          `${label} c${r.concurrency}: ${int(r.gateway)} / ${int(r.direct)} ops/s = ${v.toFixed(2)}`,
-        ),
-      );
-      parts.push(text(x + bar / 2, y(v) - 3, v.toFixed(2), { anchor: "middle", size: 9 }));
-      parts.push(
-        text(x + bar / 2, plotTop + plotH + 12, `c${r.concurrency}`, { anchor: "middle", size: 9, color: COLORS.dim }),
+        text(x + (bar * n) / 2, plotTop + plotH + 12, `c${r.concurrency}`, {
+          anchor: "middle",
+          size: 9,
+          color: COLORS.dim,
+        }),
       );
       if (r.concurrency === 64 && targets[name] !== undefined) {
         parts.push(
-          `<line x1="${(x - 3).toFixed(1)}" y1="${y(targets[name]).toFixed(1)}" x2="${(x + bar + 3).toFixed(1)}" y2="${y(targets[name]).toFixed(1)}" stroke="${COLORS.miss}" stroke-width="2"><title>target ≥ ${targets[name]}</title></line>`,
+          `<line x1="${(x - 3).toFixed(1)}" y1="${y(targets[name]).toFixed(1)}" x2="${(x + bar * n + 3).toFixed(1)}" y2="${y(targets[name]).toFixed(1)}" stroke="${COLORS.miss}" stroke-width="2"><title>target ≥ ${targets[name]} (gateway)</title></line>`,
         );
       }
     });
     parts.push(text(left + i * group + group / 2, plotTop + plotH + 28, label, { anchor: "middle", size: 11 }));
   });
   parts.push(
-    text(left + plotW, top + 16, "red: target at c64 · dashed: parity", { anchor: "end", size: 10, color: COLORS.dim }),
+    text(left + plotW, top + 32, "red: gateway target at c64 · dashed: parity", {
+      anchor: "end",
+      size: 10,
+      color: COLORS.dim,
+    }),
   );
   return { svg: parts.join("\n"), height };
 }

@@ -1,6 +1,6 @@
 // The bench's smoke run (`node bench/run.mjs --smoke`): every scenario for a
 // few seconds, no targets judged. It checks the harness, not the gateway's
-// speed: every scenario is present with work actually done on both paths,
+// speed: every scenario is present with work actually done on every path,
 // and the results go to a temporary directory, never to the repository.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -12,13 +12,15 @@ import { fileURLToPath } from "node:url";
 
 const bench = join(dirname(fileURLToPath(import.meta.url)), "..");
 const repo = join(bench, "..");
-const operations = [
-  "memcached.cache.get",
-  "mysql.entity.get",
-  "mysql.entity.set",
-  "sqlite.entity.get",
-  "sqlite.entity.set",
-];
+/** The operations of scenarios 1 and 2, and their labels in the report. */
+const labels = {
+  "memcached.cache.get": "Cache Get (Memcached)",
+  "mysql.entity.get": "Entity Get (MySQL)",
+  "mysql.entity.set": "Entity Set (MySQL)",
+  "sqlite.entity.get": "Entity Get (SQLite)",
+  "sqlite.entity.set": "Entity Set (SQLite)",
+};
+const operations = Object.keys(labels);
 const doors = ["grpc", "connect-binary", "connect-json", "grpc-web", "rest", "graphql"];
 
 const listing = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
@@ -56,9 +58,9 @@ test(
       assert.equal(r.mode, "smoke");
       const s = r.scenarios;
 
-      // 1, 2 and 6: every operation on both paths, with requests answered.
+      // 1, 2 and 6: every operation on all three paths (the floor too), with requests answered.
       for (const name of operations) {
-        for (const path of ["direct", "gateway"]) {
+        for (const path of ["direct", "floor", "gateway"]) {
           const p = s.operations?.[name]?.[path];
           assert.ok(p, `${name} ${path} missing`);
           assert.equal(p.open.errors, 0, `${name} ${path} open loop errors: ${p.open.firstError}`);
@@ -80,7 +82,15 @@ test(
         }
         const cpu = s.operations[name].gateway.open.gatewayCpuSeconds;
         assert.ok(typeof cpu === "number" && cpu >= 0, `${name}: gateway CPU measured`);
+        const floorCpu = s.operations[name].floor.open.floorCpuSeconds;
+        assert.ok(typeof floorCpu === "number" && floorCpu >= 0, `${name}: floor server CPU measured`);
       }
+      // The report shows the floor beside the other paths: a row in scenarios 1 and 2 for each operation.
+      for (const label of Object.values(labels)) {
+        const rows = run.stdout.split("\n").filter((line) => line.startsWith(label) && /^[^)]*\)\s+floor\s/.test(line));
+        assert.equal(rows.length, 2, `${label}: floor rows in scenarios 1 and 2`);
+      }
+      assert.match(run.stdout, /floor server CPU s \/ 1,000 req/, "scenario 6 shows the floor server's CPU");
 
       // 3: every door answered with the entity, without errors.
       assert.deepEqual(Object.keys(s.doors).sort(), [...doors].sort());
