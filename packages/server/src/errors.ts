@@ -62,7 +62,7 @@ const keptWhenAborted = new Set<Code>([Code.DeadlineExceeded, Code.ResourceExhau
  * connection, whatever Node reported for it: ECONNRESET, "Premature close", an
  * HTTP/2 INTERNAL_ERROR reset): CANCELED, never INTERNAL.
  */
-export function abortedError(signal: AbortSignal): ConnectError {
+export function abortedError(signal: { readonly reason: unknown }): ConnectError {
   const reason: unknown = signal.reason;
   if (reason instanceof ConnectError && keptWhenAborted.has(reason.code)) return reason;
   return new ConnectError("the client left", Code.Canceled, undefined, undefined, reason);

@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
-import type { Interceptor } from "@connectrpc/connect";
+import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { callAt } from "./auth/expiry.js";
 import type { Verifier } from "./auth/verifier.js";
 import { kClaims, kRequestId } from "./context.js";
 import { abortedError, toWireError } from "./errors.js";
+import type { CallAbort } from "./front/call-abort.js";
+import { kCallAbort, signalAbort } from "./front/call-abort.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { validate } from "./services/rules.js";
 import { wrapStream } from "./streams/wrap.js";
@@ -13,16 +15,29 @@ import { wrapStream } from "./streams/wrap.js";
 const requestIdPattern = /^[\w.:-]{1,128}$/;
 
 /**
- * Settles with `work`, or rejects as soon as `signal` aborts (deadline passed,
+ * Settles with `work`, or rejects as soon as the call aborts (deadline passed,
  * client gone): DEADLINE_EXCEEDED or CANCELED, as `abortedError` says.
  */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(abortedError(signal));
+function untilAborted<T>(work: Promise<T>, abort: CallAbort): Promise<T> {
+  if (abort.aborted) return Promise.reject(abortedError(abort));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortedError(signal));
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    const stop = abort.listen(() => reject(abortedError(abort)));
+    work.then(
+      (value) => {
+        stop();
+        resolve(value);
+      },
+      (err: unknown) => {
+        stop();
+        reject(err);
+      },
+    );
   });
+}
+
+/** How a call is asked whether it was aborted: the door's CallAbort, or its signal. */
+export function callAbortOf(req: { contextValues: ContextValues; signal: AbortSignal }): CallAbort {
+  return req.contextValues.get(kCallAbort) ?? signalAbort(req.signal);
 }
 
 /**
@@ -94,11 +109,12 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
       if (internal) log.error({ ...line, err }, "call failed");
       else log.debug(line, "call");
     };
+    const abort = callAbortOf(req);
     const fail = (err: unknown): never => {
       // Once the client left or its deadline passed, whatever broke (a write to a
       // destroyed stream, a connection reset, however Node reports it) is the
       // consequence, not a fault of ours: CANCELED or DEADLINE_EXCEEDED, at debug level.
-      const gone = req.signal.aborted ? abortedError(req.signal) : undefined;
+      const gone = abort.aborted ? abortedError(abort) : undefined;
       const { error, internal } = toWireError(gone ?? err, requestId);
       error.metadata.set("x-request-id", requestId);
       done(error.code, err, internal);
@@ -107,9 +123,9 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
     try {
       // A deadline that passed before the call started (`connect-timeout-ms: 0`)
       // or a client already gone: the call does not run, so it writes nothing.
-      if (req.signal.aborted) throw abortedError(req.signal);
+      if (abort.aborted) throw abortedError(abort);
       // A backend that hangs must not hold the caller past its deadline.
-      const res = req.stream ? await next(req) : await untilAborted(next(req), req.signal);
+      const res = req.stream ? await next(req) : await untilAborted(next(req), abort);
       res.header.set("x-request-id", requestId);
       if (!res.stream) {
         done("ok");
@@ -121,7 +137,7 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
           done() {
             // A stream that stopped because its call was aborted did not finish: a
             // passed deadline must reach the client as DEADLINE_EXCEEDED, not OK.
-            if (req.signal.aborted) throw abortedError(req.signal);
+            if (abort.aborted) throw abortedError(abort);
             done("ok");
           },
           error: fail,

@@ -228,7 +228,9 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
           checkCommit(commit);
           const values = JSON.stringify(commit.event.values);
           const claims = JSON.stringify(commit.event.claims);
-          const state = commit.state === null ? null : JSON.stringify(commit.state);
+          // A Set's state is its event's values: the same text, made once.
+          const state =
+            commit.state === null ? null : commit.state === commit.event.values ? values : JSON.stringify(commit.state);
           // Refused here, before the server drops the connection over it.
           bytes = Math.max(Buffer.byteLength(values) + Buffer.byteLength(claims), Buffer.byteLength(state ?? ""));
           if (bytes > packetLimit) {

@@ -257,7 +257,9 @@ function postgresStorage(pool: Pool, tables: PostgresTables): Storage {
           checkCommit(commit);
           const values = JSON.stringify(commit.event.values);
           const claims = JSON.stringify(commit.event.claims);
-          const state = commit.state === null ? null : JSON.stringify(commit.state);
+          // A Set's state is its event's values: the same text, made once.
+          const state =
+            commit.state === null ? null : commit.state === commit.event.values ? values : JSON.stringify(commit.state);
           // Refused here, before a value the server cannot store crosses the network.
           bytes = Math.max(Buffer.byteLength(values), Buffer.byteLength(claims), Buffer.byteLength(state ?? ""));
           if (bytes > jsonbLimit) {

@@ -244,12 +244,19 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
     if (actual !== expectedVersion) {
       throw new VersionConflictError(expectedVersion, actual);
     }
+    const values = JSON.stringify(event.values);
     if (state === null) {
       deleteEntity.run(event.domain, event.type, event.key);
     } else {
-      upsertEntity.run(event.domain, event.type, event.key, JSON.stringify(state), event.version);
+      // A Set's state is its event's values: the same text, made once.
+      upsertEntity.run(
+        event.domain,
+        event.type,
+        event.key,
+        state === event.values ? values : JSON.stringify(state),
+        event.version,
+      );
     }
-    const values = JSON.stringify(event.values);
     const claims = JSON.stringify(event.claims);
     const { lastInsertRowid } = insertEvent.run(
       event.id,

@@ -20,6 +20,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { encodeKept, encoderOf } from "../encoding.js";
 import { wrapStream } from "../streams/wrap.js";
+import { kCallAbort, LazyAbort } from "./call-abort.js";
 import { requestTimeoutMs } from "./deadline.js";
 import { DOOR_HEADER } from "./door.js";
 import { kEndCall } from "./end-call.js";
@@ -129,11 +130,12 @@ async function serve(
   options: GrpcDirectOptions,
 ) {
   const { service, method } = route;
-  const controller = new AbortController();
+  // The call's abort; its AbortSignal is made only if something asks for it (streams do).
+  const call = new LazyAbort();
   let over = false;
   // The client reset the stream or dropped the connection before the end.
   const onClose = () => {
-    if (!over) controller.abort(resetError(stream.rstCode));
+    if (!over) call.abort(resetError(stream.rstCode));
   };
   stream.once("close", onClose);
   // A reset stream reports it as an error too; 'close' has already said what happened.
@@ -148,7 +150,7 @@ async function serve(
     const deadlineAt = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     if (timeoutMs !== undefined) {
       deadline = setTimeout(
-        () => controller.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+        () => call.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
         timeoutMs,
       );
     }
@@ -156,36 +158,47 @@ async function serve(
     // A client's door header is dropped: only the in-process doors name theirs.
     const requestHeader = HeaderMap.fromRequest(headers, DOOR_HEADER);
     const url = `http://${headers[":authority"] ?? headers.host ?? "localhost"}${route.path}`;
-    // A stream whose client stopped reading can be ended at the transport (see the slow-stream rule).
-    const values = createContextValues().set(kEndCall, () => stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM));
-    const context: HandlerContext = {
-      service,
+    const values = createContextValues()
+      // A stream whose client stopped reading can be ended at the transport (see the slow-stream rule).
+      .set(kEndCall, () => stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM))
+      .set(kCallAbort, call);
+    const timeout = () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now());
+    // The implementation sees what the interceptors passed on, as with Connect. Its
+    // signal is read through a getter, so that a call that never asks makes none.
+    const contextOf = (r: UnaryRequest | StreamRequest): HandlerContext => ({
+      service: r.service,
       method,
       protocolName: "grpc",
       requestMethod: "POST",
       url,
-      signal: controller.signal,
-      timeoutMs: () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now()),
-      requestHeader,
+      get signal() {
+        return r.signal;
+      },
+      timeoutMs: timeout,
+      requestHeader: r.header,
       responseHeader: header,
       responseTrailer: trailer,
-      values,
-    };
-    const common = { service, method, requestMethod: "POST", url, header: requestHeader, contextValues: values };
-    // The implementation sees what the interceptors passed on, as with Connect.
-    const contextOf = (r: UnaryRequest | StreamRequest): HandlerContext => ({
-      ...context,
-      service: r.service,
-      requestHeader: r.header,
-      signal: r.signal,
       values: r.contextValues,
+    });
+    const request = <M, S extends boolean>(stream: S, message: M) => ({
+      stream,
+      service,
+      method,
+      requestMethod: "POST",
+      url,
+      header: requestHeader,
+      contextValues: values,
+      get signal() {
+        return call.signal;
+      },
+      message,
     });
     if (method.methodKind === "unary") {
       const next = intercept(options.interceptors, async (r: UnaryRequest): Promise<UnaryResponse> => {
         const output = await route.impl(r.message, contextOf(r));
         return { stream: false, service, method, header, trailer, message: create(method.output, output as never) };
       });
-      const response = await next({ ...common, stream: false, signal: controller.signal, message: input } as never);
+      const response = await next(request(false, input) as never);
       header.replaceWith(response.header);
       trailer.replaceWith(response.trailer);
       writer.message(header, encodeOrHide(route, response.message, header, options));
@@ -195,12 +208,7 @@ async function serve(
         const output = route.impl(message, contextOf(r)) as AsyncIterable<unknown>;
         return { stream: true, service, method, header, trailer, message: normalized(method.output, output) };
       });
-      const response = await next({
-        ...common,
-        stream: true,
-        signal: controller.signal,
-        message: once(input),
-      } as never);
+      const response = await next(request(true, once(input)) as never);
       header.replaceWith(response.header);
       for await (const message of response.message as AsyncIterable<unknown>) {
         await writer.message(header, encodeOrHide(route, message, header, options));
@@ -218,10 +226,8 @@ async function serve(
     over = true;
     clearTimeout(deadline);
     stream.off("close", onClose);
-    // What a stream set up on its signal (a subscription) is let go. A unary
-    // call's interceptors have removed their listeners by now, and aborting
-    // a signal no one listens to costs microseconds for nothing.
-    if (method.methodKind !== "unary") controller.abort(completed);
+    // What the call set up on its signal (a stream's subscription) is let go.
+    call.abort(completed);
   }
 }
 

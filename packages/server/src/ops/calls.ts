@@ -2,7 +2,7 @@ import type { Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { abortedError } from "../errors.js";
 import { DOOR_HEADER } from "../front/door.js";
-import { doorOf } from "../interceptors.js";
+import { callAbortOf, doorOf } from "../interceptors.js";
 import { wrapStream } from "../streams/wrap.js";
 import type { GatewayMetrics, StreamKind } from "./metrics.js";
 
@@ -23,14 +23,12 @@ export function metricsInterceptor(metrics: GatewayMetrics): Interceptor {
     const door = doorOf(req.header.get("content-type"), req.header.get(DOOR_HEADER));
     // A client that left (Canceled, never Internal, however its connection broke)
     // or ran out of time: that is the code, whatever failed next.
+    const abort = callAbortOf(req);
     const count = (err?: unknown) =>
-      metrics.requests.inc({
-        service,
-        method,
-        door,
-        code: req.signal.aborted ? codeLabel(abortedError(req.signal)) : codeLabel(err),
-      });
-    const stop = metrics.requestDuration.startTimer({ service, method });
+      metrics.requests
+        .series({ service, method, door, code: abort.aborted ? codeLabel(abortedError(abort)) : codeLabel(err) })
+        .inc();
+    const stop = metrics.requestDuration.series({ service, method }).startTimer();
     let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(req);

@@ -35,8 +35,10 @@ function instrument<T extends { readonly name: string }>(
   for (const operation of operations) {
     const original = target[operation] as (...args: unknown[]) => Promise<unknown>;
     const labels = { kind, provider: target.name, operation };
+    const duration = metrics.providerDuration.series(labels);
+    const errors = metrics.providerErrors.series(labels);
     wrapped.set(operation, async (...args: unknown[]) => {
-      const stop = metrics.providerDuration.startTimer(labels);
+      const stop = duration.startTimer();
       try {
         const result = await original.apply(target, args);
         onSuccess?.(operation, args);
@@ -45,7 +47,7 @@ function instrument<T extends { readonly name: string }>(
         // A version conflict is the commit's answer (another writer was first), like a
         // miss is a get's: the backend did its work. Counting it would page an operator
         // for contention. Misses are not errors at all: they return undefined or false.
-        if (!(err instanceof VersionConflictError)) metrics.providerErrors.inc(labels);
+        if (!(err instanceof VersionConflictError)) errors.inc();
         throw err;
       } finally {
         stop();
@@ -76,6 +78,6 @@ export function instrumentChannel(channel: Channel, metrics: GatewayMetrics): Ch
   return instrument(channel, "channel", channelOperations, metrics, (operation, args) => {
     if (operation !== "publish") return;
     const topic = args[0] as Topic;
-    (topic === "events" ? metrics.eventsPublished : metrics.messagesPublished).inc();
+    metrics.streamCounts.published[topic === "events" ? "event" : "peer"]++;
   });
 }

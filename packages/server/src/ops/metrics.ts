@@ -1,4 +1,5 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { FastCounter, FastHistogram } from "./fast-metrics.js";
 
 /** The kinds of stream a gateway serves, as the `kind` label says them. */
 export type StreamKind = "event" | "peer";
@@ -16,9 +17,9 @@ export type ProviderKind = "storage" | "cache" | "channel";
 export interface GatewayMetrics {
   readonly registry: Registry;
   /** Calls by `service`, `method`, `door` (grpc, grpc-web, connect, rest, graphql) and `code` (OK, NotFound …). */
-  readonly requests: Counter<"service" | "method" | "door" | "code">;
+  readonly requests: FastCounter<"service" | "method" | "door" | "code">;
   /** Latency of unary calls by `service` and `method`, in seconds. */
-  readonly requestDuration: Histogram<"service" | "method">;
+  readonly requestDuration: FastHistogram<"service" | "method">;
   /** Streams open now by `kind`. */
   readonly openStreams: Gauge<"kind">;
   /** Items waiting in stream buffers for their client by `kind` and `group` ("true" for consumer-group members). */
@@ -34,12 +35,12 @@ export interface GatewayMetrics {
   /** Peer messages sent to stream clients of this gateway. */
   readonly messagesDelivered: Counter;
   /** Latency of provider operations by provider `kind`, `provider` name and `operation`, in seconds. */
-  readonly providerDuration: Histogram<"kind" | "provider" | "operation">;
+  readonly providerDuration: FastHistogram<"kind" | "provider" | "operation">;
   /** Provider operations that failed, by `kind`, `provider` and `operation`. */
-  readonly providerErrors: Counter<"kind" | "provider" | "operation">;
+  readonly providerErrors: FastCounter<"kind" | "provider" | "operation">;
   /**
-   * What streams count per item, as plain numbers: `bufferedItems`,
-   * `eventsDelivered` and `messagesDelivered` read them when scraped. A
+   * What streams count per item, as plain numbers: `bufferedItems` and the
+   * published and delivered counters read them when scraped. A
    * prom-client update hashes its labels every time, several per delivered
    * item, which a stream fanned out to thousands of clients cannot afford.
    */
@@ -50,6 +51,8 @@ export interface GatewayMetrics {
 export interface StreamCounts {
   /** Items sent to clients. */
   delivered: Record<StreamKind, number>;
+  /** Items handed to the channel (events, peer messages). */
+  published: Record<StreamKind, number>;
   /** Items waiting for their client, in plain streams and in consumer-group members. */
   buffered: Record<StreamKind, { plain: number; group: number }>;
 }
@@ -74,19 +77,20 @@ export function createMetrics(version: string): GatewayMetrics {
   }).set({ version, node: process.version }, 1);
   const streamCounts: StreamCounts = {
     delivered: { event: 0, peer: 0 },
+    published: { event: 0, peer: 0 },
     buffered: { event: { plain: 0, group: 0 }, peer: { plain: 0, group: 0 } },
   };
   const kinds = ["event", "peer"] as const;
   return {
     streamCounts,
     registry,
-    requests: new Counter({
+    requests: new FastCounter({
       name: "stategate_requests_total",
       help: "Calls handled, by service, method, door and gRPC code.",
       labelNames: ["service", "method", "door", "code"],
       registers,
     }),
-    requestDuration: new Histogram({
+    requestDuration: new FastHistogram({
       name: "stategate_request_duration_seconds",
       help: "Time to answer a unary call, by service and method.",
       labelNames: ["service", "method"],
@@ -121,6 +125,10 @@ export function createMetrics(version: string): GatewayMetrics {
       name: "stategate_events_published_total",
       help: "Events handed to the channel, right after commit or by the outbox sweep.",
       registers,
+      collect() {
+        this.reset();
+        this.inc(streamCounts.published.event);
+      },
     }),
     eventsDelivered: new Counter({
       name: "stategate_events_delivered_total",
@@ -135,6 +143,10 @@ export function createMetrics(version: string): GatewayMetrics {
       name: "stategate_peer_messages_published_total",
       help: "Peer messages handed to the channel.",
       registers,
+      collect() {
+        this.reset();
+        this.inc(streamCounts.published.peer);
+      },
     }),
     messagesDelivered: new Counter({
       name: "stategate_peer_messages_delivered_total",
@@ -145,14 +157,14 @@ export function createMetrics(version: string): GatewayMetrics {
         this.inc(streamCounts.delivered.peer);
       },
     }),
-    providerDuration: new Histogram({
+    providerDuration: new FastHistogram({
       name: "stategate_provider_operation_duration_seconds",
       help: "Time of provider operations, by provider kind, provider and operation.",
       labelNames: ["kind", "provider", "operation"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
-    providerErrors: new Counter({
+    providerErrors: new FastCounter({
       name: "stategate_provider_errors_total",
       help: "Provider operations that failed, by provider kind, provider and operation.",
       labelNames: ["kind", "provider", "operation"],
