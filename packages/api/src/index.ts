@@ -6,6 +6,8 @@
 
 export type { TokenSource } from "./bearer-token.js";
 export { bearerToken } from "./bearer-token.js";
+export type { BinaryDecoderOptions } from "./binary-decoder.js";
+export { createBinaryDecoder } from "./binary-decoder.js";
 export { createBinaryEncoder } from "./binary-encoder.js";
 export type { CacheClient, CachedValue } from "./cache-client.js";
 export { createCacheClient } from "./cache-client.js";

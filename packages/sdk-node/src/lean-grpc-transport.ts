@@ -26,7 +26,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { requestHeader } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { createBinaryEncoder } from "@stategate/api";
+import { createBinaryDecoder, createBinaryEncoder } from "@stategate/api";
 import { CallControl } from "./call-control.js";
 import { encodeEnvelope } from "./envelope-reader.js";
 import { nodeHeaders } from "./h2-exchange.js";
@@ -105,7 +105,26 @@ export function createLeanGrpcTransport(options: LeanGrpcTransportOptions): Tran
       // Requests are encoded by the compiled encoder (the same bytes as protobuf-es, a fraction of the
       // CPU for entity values), unless binary options ask protobuf-es for something else.
       if (options.binaryOptions?.writeUnknownFields === undefined) {
-        serializers.serialize = createBinaryEncoder(method.input) as unknown as typeof serializers.serialize;
+        const encode = createBinaryEncoder(method.input);
+        serializers.serialize = ((message: never) => {
+          try {
+            return encode(message);
+          } catch (e) {
+            // Connect's own words for it (createBinarySerialization).
+            throw new ConnectError(`serialize binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+          }
+        }) as unknown as typeof serializers.serialize;
+      }
+      // Responses too: decoded as protobuf-es decodes them, by the compiled decoder.
+      if (options.binaryOptions?.readUnknownFields === undefined) {
+        const decode = createBinaryDecoder(method.output);
+        serializers.parse = ((bytes: Uint8Array) => {
+          try {
+            return decode(bytes);
+          } catch (e) {
+            throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.InvalidArgument);
+          }
+        }) as unknown as typeof serializers.parse;
       }
       plan = {
         url,

@@ -1,10 +1,11 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { create, fromBinary } from "@bufbuild/protobuf";
-import { createBinaryEncoder } from "@stategate/api";
+import { create } from "@bufbuild/protobuf";
+import { createBinaryDecoder, createBinaryEncoder } from "@stategate/api";
 
 /**
  * Binary encodings for the gateway's hot paths. Every schema gets one
- * compiled encoder (see createBinaryEncoder), and a message object can keep
+ * compiled encoder and decoder (see createBinaryEncoder and
+ * createBinaryDecoder), and a message object can keep
  * its encoding while it lives: a committed event is encoded once for the
  * channel and its bytes serve the Set's answer too, and an event decoded from
  * the channel keeps the bytes it came in, so the thousand streams it goes to
@@ -22,6 +23,18 @@ export function encoderOf<Desc extends DescMessage>(schema: Desc): (message: Mes
     encoders.set(schema, encode);
   }
   return encode as (message: MessageShape<Desc>) => Uint8Array;
+}
+
+const decoders = new Map<DescMessage, (bytes: Uint8Array) => unknown>();
+
+/** The compiled decoder of `schema` (see createBinaryDecoder), made on first use. */
+export function decoderOf<Desc extends DescMessage>(schema: Desc): (bytes: Uint8Array) => MessageShape<Desc> {
+  let decode = decoders.get(schema);
+  if (decode === undefined) {
+    decode = createBinaryDecoder(schema);
+    decoders.set(schema, decode);
+  }
+  return decode as (bytes: Uint8Array) => MessageShape<Desc>;
 }
 
 const kept = new WeakMap<object, Uint8Array>();
@@ -50,7 +63,7 @@ export function keepEncoding(message: object, bytes: Uint8Array): void {
  * hence the copy).
  */
 export function decodeKeeping<Desc extends DescMessage>(schema: Desc, bytes: Uint8Array): MessageShape<Desc> {
-  const message = fromBinary(schema, bytes);
-  keepEncoding(message, bytes.slice());
+  const message = decoderOf(schema)(bytes);
+  keepEncoding(message as object, bytes.slice());
   return message;
 }

@@ -1,13 +1,7 @@
 import type { IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import http2 from "node:http2";
-import type {
-  DescMessage,
-  DescMethod,
-  DescMethodServerStreaming,
-  DescMethodUnary,
-  DescService,
-} from "@bufbuild/protobuf";
-import { create, fromBinary } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodServerStreaming, DescMethodUnary, DescService } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import type {
   HandlerContext,
   Interceptor,
@@ -18,7 +12,7 @@ import type {
 } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { encodeKept, encoderOf } from "../encoding.js";
+import { decoderOf, encodeKept, encoderOf } from "../encoding.js";
 import { wrapStream } from "../streams/wrap.js";
 import { kCallAbort, LazyAbort } from "./call-abort.js";
 import { requestTimeoutMs } from "./deadline.js";
@@ -74,6 +68,8 @@ interface Route {
   path: string;
   /** One response message as a gRPC frame. */
   encode: (message: unknown) => Buffer;
+  /** The request message from its bytes (protobuf-es's rules, compiled). */
+  decode: (bytes: Uint8Array) => unknown;
 }
 
 /**
@@ -105,6 +101,7 @@ export function createDirectGrpc(options: GrpcDirectOptions): DirectStreamHandle
         impl: fn.bind(impl) as Route["impl"],
         path,
         encode,
+        decode: decoderOf(method.input),
       });
     }
   }
@@ -154,7 +151,7 @@ async function serve(
         timeoutMs,
       );
     }
-    const input = parseInput(method, await readEnvelope(stream, options.readMaxBytes));
+    const input = parseInput(route, await readEnvelope(stream, options.readMaxBytes));
     // A client's door header is dropped: only the in-process doors name theirs.
     const requestHeader = HeaderMap.fromRequest(headers, DOOR_HEADER);
     const url = `http://${headers[":authority"] ?? headers.host ?? "localhost"}${route.path}`;
@@ -451,9 +448,9 @@ function readEnvelope(req: ServerHttp2Stream, readMaxBytes: number): Promise<Uin
 }
 
 /** The request message; bytes that are not one are the caller's error, as the gateway's patch to Connect makes them. */
-function parseInput(method: DescMethod, bytes: Uint8Array) {
+function parseInput(route: Route, bytes: Uint8Array) {
   try {
-    return fromBinary(method.input, bytes);
+    return route.decode(bytes);
   } catch (err) {
     throw new ConnectError(`parse binary: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
   }
