@@ -10,11 +10,12 @@
 // it sends {type: "listening", port} once it accepts calls, and closes its
 // backends on SIGTERM.
 import http2 from "node:http2";
-import { create, fromBinary, fromJson } from "@bufbuild/protobuf";
+import { create, fromJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   CacheServiceGetRequestSchema,
   CacheServiceGetResponseSchema,
+  createBinaryDecoder,
   createBinaryEncoder,
   EntityServiceGetRequestSchema,
   EntityServiceGetResponseSchema,
@@ -43,7 +44,7 @@ const need = (backend, what) => {
 /** path → request schema, response encoder, and the work (sync for SQLite, async otherwise). */
 const routes = {
   "/stategate.v1.CacheService/Get": {
-    input: CacheServiceGetRequestSchema,
+    decode: createBinaryDecoder(CacheServiceGetRequestSchema),
     encode: createBinaryEncoder(CacheServiceGetResponseSchema),
     async handle(req) {
       const value = await need(cache, "CacheService").get(req.key);
@@ -54,7 +55,7 @@ const routes = {
     },
   },
   "/stategate.v1.EntityService/Get": {
-    input: EntityServiceGetRequestSchema,
+    decode: createBinaryDecoder(EntityServiceGetRequestSchema),
     encode: createBinaryEncoder(EntityServiceGetResponseSchema),
     handle(req) {
       const answer = (row) => {
@@ -74,7 +75,7 @@ const routes = {
     },
   },
   "/stategate.v1.EntityService/Set": {
-    input: EntityServiceSetRequestSchema,
+    decode: createBinaryDecoder(EntityServiceSetRequestSchema),
     encode: createBinaryEncoder(EntityServiceSetResponseSchema),
     handle(req) {
       const values = req.values ?? {};
@@ -128,7 +129,7 @@ function serve(stream, route, body) {
   if (body === undefined || body.length < 5 || body[0] !== 0 || body.readUInt32BE(1) !== body.length - 5) {
     throw new Failure("expected one uncompressed gRPC message");
   }
-  const req = fromBinary(route.input, body.subarray(5));
+  const req = route.decode(body.subarray(5));
   const reply = (message) => answer(stream, frameOf(route.encode(message)), OK);
   const result = route.handle(req);
   if (result instanceof Promise) result.then(reply).catch((error) => fail(stream, 2, error));

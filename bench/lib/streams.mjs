@@ -13,14 +13,17 @@
 import { randomUUID } from "node:crypto";
 import http2 from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { EventServiceStreamRequestSchema, EventServiceStreamResponseSchema } from "@stategate/api";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createBinaryDecoder, EventServiceStreamRequestSchema, EventServiceStreamResponseSchema } from "@stategate/api";
 import { connect } from "nats";
 import { createHistogram, encode, recordMs, summary } from "./hist.mjs";
 import { openLoop } from "./loops.mjs";
 import { DOMAIN, directMysql, gatewayClients, SET_METHOD, wallNow } from "./ops.mjs";
 
 const STREAM_PATH = "/stategate.v1.EventService/Stream";
+
+/** Decodes each message as the Node SDK does (the compiled decoder, protobuf-es's results). */
+const decodeResponse = createBinaryDecoder(EventServiceStreamResponseSchema);
 
 /**
  * Opens `streams` gRPC event streams of domain/type, spread over `connections`
@@ -68,7 +71,7 @@ async function openGrpcStreams({ baseUrl, connections, streams, type, onMessage,
       while (buffered.length >= 5) {
         const length = buffered.readUInt32BE(1);
         if (buffered.length < 5 + length) break;
-        onMessage(s, fromBinary(EventServiceStreamResponseSchema, buffered.subarray(5, 5 + length)));
+        onMessage(s, decodeResponse(buffered.subarray(5, 5 + length)));
         buffered = buffered.subarray(5 + length);
       }
     });
