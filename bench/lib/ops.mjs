@@ -52,8 +52,6 @@ export function gatewayClients(baseUrl) {
   return { entity: client.entity, cache: client.cache, close: () => client.close() };
 }
 
-class VersionConflict extends Error {}
-
 /**
  * The pool options the gateway's MySQL adapter builds from the same storage
  * options (`{ addr, user, password, database }`): its own mysqlConfig, so the
@@ -63,9 +61,9 @@ export const mysqlPoolOptions = (options) => mysqlConfig(options).pool;
 
 /**
  * Direct MySQL: Get is the adapter's one SELECT (JSON parsed); Set is what the
- * gateway's Set sends: read the entity, then one transaction that locks the
- * row, re-checks the version, writes the state, takes the next position and
- * inserts the event.
+ * gateway's Set without an expected version sends: one transaction that locks
+ * the row, reads its version, writes the state at the next one, takes the
+ * next position and inserts the event.
  */
 export function directMysql(options, prefix) {
   const config = mysqlConfig({ ...options, tablePrefix: prefix });
@@ -79,21 +77,14 @@ export function directMysql(options, prefix) {
     if (row === undefined) return undefined;
     return { ...row, values: JSON.parse(row.values), version: Number(row.version) };
   };
-  // One attempt of the gateway's Set: read the entity, then the transaction.
   const attempt = async (ref, json) => {
-    const current = await get(ref[1], ref[2]);
-    let version = current?.version;
-    if (version === undefined) {
-      const [rows] = await pool.execute(sql.selectVersion, ref);
-      version = Number(rows[0]?.version ?? 0);
-    }
     const conn = await pool.getConnection();
     try {
       await conn.beginTransaction();
       await conn.execute(sql.lockEntity, ref);
       const [rows] = await conn.execute(sql.selectVersionForUpdate, ref);
-      if (Number(rows[0]?.version ?? 0) !== version) throw new VersionConflict();
-      await conn.execute(sql.writeEntity, [json, version + 1, ...ref]);
+      const version = Number(rows[0]?.version ?? 0) + 1;
+      await conn.execute(sql.writeEntity, [json, version, ...ref]);
       const [counter] = await conn.execute(sql.nextPosition);
       const position = Number(counter.insertId);
       const id = randomUUID();
@@ -103,14 +94,14 @@ export function directMysql(options, prefix) {
         id,
         ...ref,
         json,
-        version + 1,
+        version,
         "set",
         SET_METHOD,
         "{}",
         time.toString(),
       ]);
       await conn.commit();
-      return { id, time, position, version: version + 1 };
+      return { id, time, position, version };
     } catch (error) {
       await conn.rollback().catch(() => {});
       throw error;
@@ -118,22 +109,17 @@ export function directMysql(options, prefix) {
       conn.release();
     }
   };
-  // As the gateway does: a Set without an expected version that loses a race
-  // reads again and retries (entity.ts, up to 32 times), and a deadlock the
-  // server rolled back is run again (mysql.ts, up to 4 times).
+  // As the gateway does: a deadlock the server rolled back is run again (mysql.ts, up to 4 times).
   const set = async (type, key, values) => {
     const ref = [DOMAIN, type, key];
     const json = JSON.stringify(values);
-    let deadlocks = 0;
-    for (let turn = 0; turn < 32; turn++) {
+    for (let deadlocks = 0; ; deadlocks++) {
       try {
         return await attempt(ref, json);
       } catch (error) {
-        if (error?.errno === 1213 && ++deadlocks < 4) continue;
-        if (!(error instanceof VersionConflict)) throw error;
+        if (error?.errno !== 1213 || deadlocks === 3) throw error;
       }
     }
-    throw new Error("too many concurrent writers on this entity");
   };
   return { pool, get, set, close: () => pool.end() };
 }
@@ -161,31 +147,16 @@ export function directSqlite(path) {
     const row = selectEntity.get(DOMAIN, type, key);
     return row === undefined ? undefined : { ...row, values: JSON.parse(row.values) };
   };
-  const commit = db.transaction((type, key, json, expected) => {
-    const actual = selectVersion.get(DOMAIN, type, key)?.version ?? 0;
-    if (actual !== expected) throw new Error("version conflict");
-    upsertEntity.run(DOMAIN, type, key, json, expected + 1);
+  // The gateway's Set without an expected version: the version is read inside the write transaction.
+  const commit = db.transaction((type, key, json) => {
+    const version = (selectVersion.get(DOMAIN, type, key)?.version ?? 0) + 1;
+    upsertEntity.run(DOMAIN, type, key, json, version);
     const id = randomUUID();
     const time = nowNs();
-    const { lastInsertRowid } = insertEvent.run(
-      id,
-      DOMAIN,
-      type,
-      key,
-      json,
-      expected + 1,
-      "set",
-      SET_METHOD,
-      "{}",
-      time,
-    );
-    return { id, time, position: Number(lastInsertRowid), version: expected + 1 };
+    const { lastInsertRowid } = insertEvent.run(id, DOMAIN, type, key, json, version, "set", SET_METHOD, "{}", time);
+    return { id, time, position: Number(lastInsertRowid), version };
   });
-  const set = (type, key, values) => {
-    const current = get(type, key);
-    const version = current?.version ?? selectVersion.get(DOMAIN, type, key)?.version ?? 0;
-    return commit.immediate(type, key, JSON.stringify(values), version);
-  };
+  const set = (type, key, values) => commit.immediate(type, key, JSON.stringify(values));
   return { db, get, set, close: () => db.close() };
 }
 

@@ -59,15 +59,22 @@ export interface EventRecord extends EntityRef {
  * together or not at all.
  */
 export interface Commit {
-  /** The event to append. Its `version` must be `expectedVersion + 1`. */
-  event: Omit<EventRecord, "position">;
+  /**
+   * The event to append. With `expectedVersion`, its `version` must be
+   * `expectedVersion + 1`; without, it has none, and the storage gives it the
+   * entity's version + 1.
+   */
+  event: Omit<EventRecord, "position" | "version"> & { version?: number };
   /**
    * The version the entity must be at for the commit to apply: the version of
    * its latest event. A deleted entity keeps the version of its delete event,
    * so versions keep rising when it is written again; 0 means it has never
-   * been written.
+   * been written. Absent, the commit applies at whatever version the entity
+   * is (a write that does not depend on the entity's current state, such as
+   * a Set without an expected version): it never conflicts, and the storage
+   * reads the version inside the same transaction that writes it.
    */
-  expectedVersion: number;
+  expectedVersion?: number;
   /** The new current values, or null to delete the current state. */
   state: JsonObject | null;
 }

@@ -142,6 +142,26 @@ for (const protocol of ["grpc", "connect"] as const) {
       assert.equal(events.length, 2);
     });
 
+    it("50 concurrent Sets without an expected version all apply, each at its own version, the last one kept", async () => {
+      const client = tg.client({ protocol });
+      const ref = { domain: unique("blind"), type: "doc", key: "d" };
+      const results = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => client.entity.set({ ...ref, values: { n: i } })),
+      );
+      const versions = results.map((r) => Number(r.event?.version)).sort((a, b) => a - b);
+      assert.deepEqual(
+        versions,
+        Array.from({ length: 50 }, (_, i) => i + 1),
+        "no Set lost a race, none was refused",
+      );
+      const last = results.find((r) => r.event?.version === 50n);
+      const { entity } = await client.entity.get(ref);
+      assert.equal(entity?.version, 50n);
+      assert.deepEqual(entity?.values, last?.event?.entity?.values, "the state is the last Set's");
+      const { events } = await client.event.search({ ...ref, limit: 100 });
+      assert.equal(events.length, 50);
+    });
+
     it("Set with expected version 0 creates only when absent; Del and Revert honour it", async () => {
       const client = tg.client({ protocol });
       const ref = { domain: unique("v0"), type: "doc", key: "d" };

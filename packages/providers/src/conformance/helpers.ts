@@ -90,6 +90,16 @@ export async function put(
   return storage.commit({ event, expectedVersion: version, state: values });
 }
 
+/** Commits a set of `values` whatever the entity's version, the way the gateway's Set without an expected version does. */
+export async function putBlind(
+  storage: Storage,
+  ref: { domain: string; type: string; key: string },
+  values: JsonObject,
+): Promise<EventRecord> {
+  const { version: _, ...event } = draftEvent({ ...ref, version: 1, values });
+  return storage.commit({ event, state: values });
+}
+
 /** Text payloads are easier to compare than bytes. */
 export const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
 /** The inverse of {@link encode}. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ProviderClosedError, VersionConflictError } from "../errors.js";
 import type { Storage } from "../types.js";
-import { draftEvent, put, type StorageFactory, uniqueDomain, using } from "./helpers.js";
+import { draftEvent, put, putBlind, type StorageFactory, uniqueDomain, using } from "./helpers.js";
 
 const allEvents = (storage: Storage, domain: string, type: string, key?: string) =>
   storage.searchEvents({ domain, type, ...(key === undefined ? {} : { key }), filter: [], limit: 1000, offset: 0 });
@@ -126,6 +126,44 @@ export function storageCommitGroup(factory: StorageFactory): void {
         for (let i = 1; i < positions.length; i++) {
           assert.ok((positions[i] as number) > (positions[i - 1] as number), "positions increase");
         }
+      }));
+
+    it("applies a commit without an expected version at the entity's next version, whatever it is", () =>
+      using(factory, async (storage) => {
+        const ref = { domain: uniqueDomain("commit"), type: "user", key: "ivy" };
+        const first = await putBlind(storage, ref, { n: 1 });
+        assert.equal(first.version, 1, "a new entity starts at 1");
+        assert.deepEqual(await storage.getEntity(ref), { ...ref, values: { n: 1 }, version: 1 });
+        await put(storage, ref, 1, { n: 2 });
+        const third = await putBlind(storage, ref, { n: 3 });
+        assert.equal(third.version, 3, "on top of whatever came before");
+        assert.deepEqual(await storage.getEvent({ ...ref, id: third.id }), third);
+        // After a delete the log goes on, as with an expected version.
+        const del = draftEvent({ ...ref, version: 4, values: { n: 3 }, operation: "delete" });
+        await storage.commit({ event: del, expectedVersion: 3, state: null });
+        const reborn = await putBlind(storage, ref, { n: 5 });
+        assert.equal(reborn.version, 5);
+        assert.deepEqual(await storage.getEntity(ref), { ...ref, values: { n: 5 }, version: 5 });
+        assert.deepEqual(
+          (await allEvents(storage, ref.domain, ref.type, ref.key)).map((e) => [e.operation, e.version]),
+          [
+            ["set", 1],
+            ["set", 2],
+            ["set", 3],
+            ["delete", 4],
+            ["set", 5],
+          ],
+        );
+        // An expected version still has to match what the blind commits left.
+        await assert.rejects(put(storage, ref, 4, { n: 0 }), { name: "VersionConflictError", expected: 4, actual: 5 });
+      }));
+
+    it("refuses an event that names a version when no expected version is given", () =>
+      using(factory, async (storage) => {
+        const ref = { domain: uniqueDomain("commit"), type: "user", key: "jay" };
+        const event = draftEvent({ ...ref, version: 1, values: { n: 1 } });
+        await assert.rejects(storage.commit({ event, state: event.values }));
+        assert.equal(await storage.getEntity(ref), undefined);
       }));
 
     it("answers ping, and refuses calls after close", async () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { VersionConflictError } from "../errors.js";
 import type { EntityRef, Storage } from "../types.js";
-import { put, type StorageFactory, uniqueDomain, using } from "./helpers.js";
+import { put, putBlind, type StorageFactory, uniqueDomain, using } from "./helpers.js";
 
 /** Options of {@link storageConcurrencyGroup}. */
 export interface StorageConcurrencyOptions {
@@ -65,6 +65,34 @@ export function storageConcurrencyGroup(factory: StorageFactory, options: Storag
           assert.deepEqual((await storage.getEntity(ref))?.values, winner.values);
           const log = await storage.searchEvents({ ...ref, filter: [], limit: 100, offset: 0 });
           assert.deepEqual(log, [winner]);
+        } finally {
+          await Promise.all(storages.map((s) => s.close()));
+        }
+      });
+    }
+
+    for (const clients of [1, 3]) {
+      it(`applies all of ${writers} racing commits without an expected version, one version each, through ${clients} client(s)`, async () => {
+        const storages = await openMany(factory, clients);
+        try {
+          const ref = { domain: uniqueDomain("race"), type: "counter", key: "blind" };
+          const stored = await Promise.all(
+            Array.from({ length: writers }, (_, i) => putBlind(storages[i % clients] as Storage, ref, { writer: i })),
+          );
+          assert.deepEqual(
+            stored.map((e) => e.version).sort((a, b) => a - b),
+            Array.from({ length: writers }, (_, i) => i + 1),
+            "every commit applied, at its own version",
+          );
+          const storage = storages[0] as Storage;
+          const log = await storage.searchEvents({ ...ref, filter: [], limit: 100, offset: 0 });
+          assert.deepEqual(
+            log.map((e) => e.version).sort((a, b) => a - b),
+            Array.from({ length: writers }, (_, i) => i + 1),
+          );
+          // The state is the last one applied: the event with the highest version.
+          const last = stored.find((e) => e.version === writers);
+          assert.deepEqual((await storage.getEntity(ref))?.values, last?.values);
         } finally {
           await Promise.all(storages.map((s) => s.close()));
         }

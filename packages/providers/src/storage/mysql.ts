@@ -10,10 +10,10 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import mysql, { type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
-import { ProviderClosedError, ValueTooLargeError, VersionConflictError } from "../errors.js";
+import { ProviderClosedError, ValueTooLargeError } from "../errors.js";
 import type { TlsFileOptions } from "../options.js";
 import type { Commit, EntityRecord, EntityRef, EventOperation, EventRecord, JsonObject, Storage } from "../types.js";
-import { checkCommit } from "./commit-check.js";
+import { checkCommit, nextVersion } from "./commit-check.js";
 import { mysqlConfig } from "./mysql-config.js";
 import { type ErrorContext, isDeadlock, isFatal, isVersionFence, mysqlError } from "./mysql-errors.js";
 import { type MysqlTables, migrate, mysqlStatements, mysqlTables, publishBatch } from "./mysql-schema.js";
@@ -185,11 +185,8 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
       await conn.beginTransaction();
       await conn.execute(sql.lockEntity, ref);
       const [rows] = await conn.execute<RowDataPacket[]>(sql.selectVersionForUpdate, ref);
-      const actual = Number(rows[0]?.version ?? 0);
-      if (actual !== expectedVersion) {
-        throw new VersionConflictError(expectedVersion, actual);
-      }
-      await conn.execute(sql.writeEntity, [state, event.version, ...ref]);
+      const version = nextVersion(commit, Number(rows[0]?.version ?? 0));
+      await conn.execute(sql.writeEntity, [state, version, ...ref]);
       const [counter] = await conn.execute<ResultSetHeader>(sql.nextPosition);
       const position = Number(counter.insertId);
       await conn.execute(sql.insertEvent, [
@@ -197,7 +194,7 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
         event.id,
         ...ref,
         values,
-        event.version,
+        version,
         event.operation,
         event.method,
         claims,
@@ -205,12 +202,14 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
       ]);
       await conn.commit();
       // Parsed back so the caller sees exactly what a later read returns.
-      return { ...event, values: JSON.parse(values), claims: JSON.parse(claims), position };
+      return { ...event, version, values: JSON.parse(values), claims: JSON.parse(claims), position };
     } catch (error) {
       reusable = !isFatal(error) && (await rollback(conn));
       if (isVersionFence(error)) {
         const [row] = await select<RowDataPacket>(sql.selectLogVersion, ref);
-        throw mysqlError(error, { conflict: { expected: expectedVersion, actual: Number(row?.version ?? 0) } });
+        const actual = Number(row?.version ?? 0);
+        // A commit that expected nothing met a racing writer despite the row lock: as if it had expected what it read.
+        throw mysqlError(error, { conflict: { expected: expectedVersion ?? actual - 1, actual } });
       }
       throw error;
     } finally {

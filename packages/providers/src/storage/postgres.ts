@@ -9,10 +9,10 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, type PoolClient } from "pg";
-import { ProviderClosedError, ValueTooLargeError, VersionConflictError } from "../errors.js";
+import { ProviderClosedError, ValueTooLargeError } from "../errors.js";
 import type { TlsFileOptions } from "../options.js";
 import type { Commit, EntityRecord, EntityRef, EventOperation, EventRecord, JsonObject, Storage } from "../types.js";
-import { checkCommit } from "./commit-check.js";
+import { checkCommit, nextVersion } from "./commit-check.js";
 import { postgresConfig } from "./postgres-config.js";
 import { type ErrorContext, isFatal, isRetryable, isVersionFence, postgresError } from "./postgres-errors.js";
 import { migrate, type PostgresTables, postgresStatements, postgresTables } from "./postgres-schema.js";
@@ -214,16 +214,13 @@ function postgresStorage(pool: Pool, tables: PostgresTables): Storage {
     try {
       await client.query(sql.lockEntity, ref);
       const { rows } = await client.query<{ version: string }>(sql.selectVersionForUpdate, ref);
-      const actual = Number(rows[0]?.version ?? 0);
-      if (actual !== expectedVersion) {
-        throw new VersionConflictError(expectedVersion, actual);
-      }
-      await client.query(sql.writeEntity, [...ref, state, event.version]);
+      const version = nextVersion(commit, Number(rows[0]?.version ?? 0));
+      await client.query(sql.writeEntity, [...ref, state, version]);
       const appended = await client.query<{ position: string }>(sql.appendEvent, [
         event.id,
         ...ref,
         values,
-        event.version,
+        version,
         event.operation,
         event.method,
         claims,
@@ -235,12 +232,14 @@ function postgresStorage(pool: Pool, tables: PostgresTables): Storage {
       }
       await client.query("COMMIT");
       // Parsed back so the caller sees exactly what a later read returns.
-      return { ...event, values: JSON.parse(values), claims: JSON.parse(claims), position };
+      return { ...event, version, values: JSON.parse(values), claims: JSON.parse(claims), position };
     } catch (error) {
       reusable = !isFatal(error) && (await rollback(client));
       if (isVersionFence(error)) {
         const [row] = await select<{ version: string }>(sql.selectLogVersion, ref);
-        throw postgresError(error, { conflict: { expected: expectedVersion, actual: Number(row?.version ?? 0) } });
+        const actual = Number(row?.version ?? 0);
+        // A commit that expected nothing met a racing writer despite the row lock: as if it had expected what it read.
+        throw postgresError(error, { conflict: { expected: expectedVersion ?? actual - 1, actual } });
       }
       throw error;
     } finally {

@@ -10,7 +10,7 @@ import type { Stats } from "node:fs";
 import { accessSync, constants, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { ProviderClosedError, VersionConflictError } from "../errors.js";
+import { ProviderClosedError } from "../errors.js";
 import type {
   Commit,
   EntityQuery,
@@ -22,7 +22,7 @@ import type {
   JsonObject,
   Storage,
 } from "../types.js";
-import { checkCommit } from "./commit-check.js";
+import { checkCommit, nextVersion } from "./commit-check.js";
 import { createStatementCache, filterPart, orderPart, pageParams } from "./sqlite-search.js";
 
 /** Options of {@link createSqliteStorage}. */
@@ -239,11 +239,8 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
   const eventStatement = createStatementCache((sql) => db.prepare<unknown[], EventRow>(sql).safeIntegers(true));
 
   const applyCommit = db.transaction((commit: Commit): EventRecord => {
-    const { event, state, expectedVersion } = commit;
-    const actual = selectVersion.get(event.domain, event.type, event.key)?.version ?? 0;
-    if (actual !== expectedVersion) {
-      throw new VersionConflictError(expectedVersion, actual);
-    }
+    const { event, state } = commit;
+    const version = nextVersion(commit, selectVersion.get(event.domain, event.type, event.key)?.version ?? 0);
     const values = JSON.stringify(event.values);
     if (state === null) {
       deleteEntity.run(event.domain, event.type, event.key);
@@ -254,7 +251,7 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
         event.type,
         event.key,
         state === event.values ? values : JSON.stringify(state),
-        event.version,
+        version,
       );
     }
     const claims = JSON.stringify(event.claims);
@@ -264,7 +261,7 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
       event.type,
       event.key,
       values,
-      event.version,
+      version,
       event.operation,
       event.method,
       claims,
@@ -273,6 +270,7 @@ export async function createSqliteStorage({ path }: SqliteStorageOptions): Promi
     // Parsed back so the caller sees exactly what a later read returns.
     return {
       ...event,
+      version,
       values: JSON.parse(values) as JsonObject,
       claims: JSON.parse(claims) as JsonObject,
       position: Number(lastInsertRowid),
