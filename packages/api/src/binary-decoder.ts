@@ -1,5 +1,6 @@
 import type { DescField, DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, ScalarType } from "@bufbuild/protobuf";
+import { isWrapperName } from "./binary-encoder.js";
 
 /**
  * Protobuf binary decoding compiled from a message's descriptor, giving what
@@ -450,21 +451,4 @@ function readValueJson(r: Reader, end: number, depth: number): unknown {
   }
   if (r.pos !== end) throw UNSURE;
   return value;
-}
-
-function isWrapperName(typeName: string): boolean {
-  return (
-    typeName.startsWith("google.protobuf.") &&
-    [
-      "DoubleValue",
-      "FloatValue",
-      "Int64Value",
-      "UInt64Value",
-      "Int32Value",
-      "UInt32Value",
-      "BoolValue",
-      "StringValue",
-      "BytesValue",
-    ].includes(typeName.slice(16))
-  );
 }

@@ -546,7 +546,12 @@ function writeValueJson(writer: Writer, value: unknown): void {
   }
 }
 
-function isWrapperName(typeName: string): boolean {
+/**
+ * Whether a message type is one of google/protobuf/wrappers.proto, which
+ * protobuf-es unwraps to a plain value in a singular field: the compiled
+ * codecs leave such fields to protobuf-es.
+ */
+export function isWrapperName(typeName: string): boolean {
   return (
     typeName.startsWith("google.protobuf.") &&
     [
