@@ -4,6 +4,7 @@ import type {
   DescMessage,
   DescMethodStreaming,
   DescMethodUnary,
+  DescService,
   MessageInitShape,
 } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
@@ -168,19 +169,16 @@ export function createLeanGrpcTransport(options: LeanGrpcTransportOptions): Tran
     ): Promise<UnaryResponse<I, O>> {
       const plan = planOf(method);
       const timeout = effectiveTimeout(timeoutMs);
-      const req = {
-        stream: false as const,
-        service: method.parent,
+      const req = callRequest(
+        false,
         method,
-        requestMethod: "POST",
-        url: plan.url,
-        header: requestHeader(true, timeout, header),
-        contextValues: contextValues ?? createContextValues(),
-        message: create(method.input, input),
-        get signal() {
-          return call.signal;
-        },
-      };
+        plan.url,
+        timeout,
+        header,
+        contextValues,
+        create(method.input, input),
+        () => call.signal,
+      );
       const call = new CallControl(signal, timeout);
       const last = async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
         const path = pathOf(r.url, plan);
@@ -227,19 +225,16 @@ export function createLeanGrpcTransport(options: LeanGrpcTransportOptions): Tran
       }
       const plan = planOf(method);
       const timeout = effectiveTimeout(timeoutMs);
-      const req = {
-        stream: true as const,
-        service: method.parent,
+      const req = callRequest(
+        true,
         method,
-        requestMethod: "POST",
-        url: plan.url,
-        header: requestHeader(true, timeout, header),
-        contextValues: contextValues ?? createContextValues(),
-        message: normalized(method.input, input),
-        get signal() {
-          return call.signal;
-        },
-      };
+        plan.url,
+        timeout,
+        header,
+        contextValues,
+        normalized(method.input, input),
+        () => call.signal,
+      );
       const call = new CallControl(signal, timeout, input);
       const last = async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
         const path = pathOf(r.url, plan);
@@ -299,6 +294,32 @@ function start<T>(call: CallControl, run: () => Promise<T>): Promise<T> {
     call.fail(err);
     throw err;
   }
+}
+
+/** A call's request as the interceptors see it; its signal is the call's, made only when read. */
+function callRequest<S extends boolean, M, D>(
+  stream: S,
+  method: D & { parent: DescService },
+  url: string,
+  timeoutMs: number | undefined,
+  header: HeaderInit | undefined,
+  contextValues: ContextValues | undefined,
+  message: M,
+  signal: () => AbortSignal,
+) {
+  return {
+    stream,
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url,
+    header: requestHeader(true, timeoutMs, header),
+    contextValues: contextValues ?? createContextValues(),
+    message,
+    get signal() {
+      return signal();
+    },
+  };
 }
 
 /** Wraps `last` in the interceptors, the first one outermost, afresh per call as Connect does. */

@@ -50,34 +50,20 @@ export function errorFromNodeReason(reason: unknown): ConnectError {
   return error;
 }
 
-const resetNames: Record<number, string> = {
-  [http2.constants.NGHTTP2_PROTOCOL_ERROR]: "PROTOCOL_ERROR",
-  [http2.constants.NGHTTP2_INTERNAL_ERROR]: "INTERNAL_ERROR",
-  [http2.constants.NGHTTP2_FLOW_CONTROL_ERROR]: "FLOW_CONTROL_ERROR",
-  [http2.constants.NGHTTP2_SETTINGS_TIMEOUT]: "SETTINGS_TIMEOUT",
-  [http2.constants.NGHTTP2_FRAME_SIZE_ERROR]: "FRAME_SIZE_ERROR",
-  [http2.constants.NGHTTP2_REFUSED_STREAM]: "REFUSED_STREAM",
-  [http2.constants.NGHTTP2_CANCEL]: "CANCEL",
-  [http2.constants.NGHTTP2_COMPRESSION_ERROR]: "COMPRESSION_ERROR",
-  [http2.constants.NGHTTP2_CONNECT_ERROR]: "CONNECT_ERROR",
-  [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]: "ENHANCE_YOUR_CALM",
-  [http2.constants.NGHTTP2_INADEQUATE_SECURITY]: "INADEQUATE_SECURITY",
-  [http2.constants.NGHTTP2_HTTP_1_1_REQUIRED]: "HTTP_1_1_REQUIRED",
-};
-
-const resetCodes: Record<number, Code> = {
-  [http2.constants.NGHTTP2_PROTOCOL_ERROR]: Code.Internal,
-  [http2.constants.NGHTTP2_INTERNAL_ERROR]: Code.Internal,
-  [http2.constants.NGHTTP2_FLOW_CONTROL_ERROR]: Code.Internal,
-  [http2.constants.NGHTTP2_SETTINGS_TIMEOUT]: Code.Internal,
-  [http2.constants.NGHTTP2_FRAME_SIZE_ERROR]: Code.Internal,
-  [http2.constants.NGHTTP2_COMPRESSION_ERROR]: Code.Internal,
-  [http2.constants.NGHTTP2_CONNECT_ERROR]: Code.Internal,
-  [http2.constants.NGHTTP2_REFUSED_STREAM]: Code.Unavailable,
-  [http2.constants.NGHTTP2_CANCEL]: Code.Canceled,
-  [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]: Code.ResourceExhausted,
-  [http2.constants.NGHTTP2_INADEQUATE_SECURITY]: Code.PermissionDenied,
-  [http2.constants.NGHTTP2_HTTP_1_1_REQUIRED]: Code.PermissionDenied,
+/** What gRPC makes of each HTTP/2 reset code: its name and the status it maps to. */
+const resets: Record<number, readonly [name: string, code: Code]> = {
+  [http2.constants.NGHTTP2_PROTOCOL_ERROR]: ["PROTOCOL_ERROR", Code.Internal],
+  [http2.constants.NGHTTP2_INTERNAL_ERROR]: ["INTERNAL_ERROR", Code.Internal],
+  [http2.constants.NGHTTP2_FLOW_CONTROL_ERROR]: ["FLOW_CONTROL_ERROR", Code.Internal],
+  [http2.constants.NGHTTP2_SETTINGS_TIMEOUT]: ["SETTINGS_TIMEOUT", Code.Internal],
+  [http2.constants.NGHTTP2_FRAME_SIZE_ERROR]: ["FRAME_SIZE_ERROR", Code.Internal],
+  [http2.constants.NGHTTP2_REFUSED_STREAM]: ["REFUSED_STREAM", Code.Unavailable],
+  [http2.constants.NGHTTP2_CANCEL]: ["CANCEL", Code.Canceled],
+  [http2.constants.NGHTTP2_COMPRESSION_ERROR]: ["COMPRESSION_ERROR", Code.Internal],
+  [http2.constants.NGHTTP2_CONNECT_ERROR]: ["CONNECT_ERROR", Code.Internal],
+  [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]: ["ENHANCE_YOUR_CALM", Code.ResourceExhausted],
+  [http2.constants.NGHTTP2_INADEQUATE_SECURITY]: ["INADEQUATE_SECURITY", Code.PermissionDenied],
+  [http2.constants.NGHTTP2_HTTP_1_1_REQUIRED]: ["HTTP_1_1_REQUIRED", Code.PermissionDenied],
 };
 
 /**
@@ -85,10 +71,8 @@ const resetCodes: Record<number, Code> = {
  * them; undefined for NO_ERROR and STREAM_CLOSED, which gRPC does not map.
  */
 export function errorFromResetCode(rstCode: number): ConnectError | undefined {
-  const code = resetCodes[rstCode];
-  if (code === undefined) return undefined;
-  return new ConnectError(
-    `http/2 stream closed with error code ${resetNames[rstCode]} (0x${rstCode.toString(16)})`,
-    code,
-  );
+  const reset = resets[rstCode];
+  if (reset === undefined) return undefined;
+  const [name, code] = reset;
+  return new ConnectError(`http/2 stream closed with error code ${name} (0x${rstCode.toString(16)})`, code);
 }
