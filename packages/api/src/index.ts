@@ -22,3 +22,4 @@ export * from "./gen/stategate/v1/event_service_pb.js";
 export * from "./gen/stategate/v1/mutex_service_pb.js";
 export * from "./gen/stategate/v1/peer_service_pb.js";
 export * from "./gen/stategate/v1/types_pb.js";
+export { forwardProperties } from "./lazy-properties.js";

@@ -27,7 +27,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { requestHeader } from "@connectrpc/connect/protocol-grpc";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { createBinaryDecoder, createBinaryEncoder } from "@stategate/api";
+import { createBinaryDecoder, createBinaryEncoder, forwardProperties } from "@stategate/api";
 import { CallControl } from "./call-control.js";
 import { encodeEnvelope } from "./envelope-reader.js";
 import { nodeHeaders } from "./h2-exchange.js";
@@ -169,36 +169,21 @@ export function createLeanGrpcTransport(options: LeanGrpcTransportOptions): Tran
     ): Promise<UnaryResponse<I, O>> {
       const plan = planOf(method);
       const timeout = effectiveTimeout(timeoutMs);
-      const req = callRequest(
-        false,
-        method,
-        plan.url,
-        timeout,
-        header,
-        contextValues,
-        create(method.input, input),
-        () => call.signal,
-      );
+      const fields = callRequest(false, method, plan.url, timeout, header, contextValues, create(method.input, input));
       const call = new CallControl(signal, timeout);
+      // The call's signal, made only when read (forwardProperties, not a getter: see why there).
+      const req = forwardProperties(fields, call, ["signal"]);
       const last = async (r: UnaryRequest<I, O>): Promise<UnaryResponse<I, O>> => {
         const path = pathOf(r.url, plan);
         const body = encodeEnvelope(plan.serialization.serialize(r.message));
         const exchange = new UnaryExchange(sessionManager, readMaxBytes, plan.serialization.parse);
         exchange.start(path, nodeHeaders(r.header), body, call.foreignSignal(r, req), call);
         const message = (await exchange.result) as UnaryResponse<I, O>["message"];
-        return {
-          stream: false,
-          service: method.parent,
-          method,
-          // Made into Headers only if someone reads them.
-          get header() {
-            return exchange.header;
-          },
-          message,
-          get trailer() {
-            return exchange.trailer;
-          },
-        };
+        // Made into Headers only if someone reads them.
+        return forwardProperties({ stream: false as const, service: method.parent, method, message }, exchange, [
+          "header",
+          "trailer",
+        ]);
       };
       const pending = start(call, () => intercept(last, interceptors)(req));
       try {
@@ -225,7 +210,7 @@ export function createLeanGrpcTransport(options: LeanGrpcTransportOptions): Tran
       }
       const plan = planOf(method);
       const timeout = effectiveTimeout(timeoutMs);
-      const req = callRequest(
+      const fields = callRequest(
         true,
         method,
         plan.url,
@@ -233,9 +218,10 @@ export function createLeanGrpcTransport(options: LeanGrpcTransportOptions): Tran
         header,
         contextValues,
         normalized(method.input, input),
-        () => call.signal,
       );
       const call = new CallControl(signal, timeout, input);
+      // The call's signal, made only when read (forwardProperties, not a getter: see why there).
+      const req = forwardProperties(fields, call, ["signal"]);
       const last = async (r: StreamRequest<I, O>): Promise<StreamResponse<I, O>> => {
         const path = pathOf(r.url, plan);
         const exchange = new StreamExchange(
@@ -296,7 +282,7 @@ function start<T>(call: CallControl, run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A call's request as the interceptors see it; its signal is the call's, made only when read. */
+/** A call's request as the interceptors see it, but for its signal. */
 function callRequest<S extends boolean, M, D>(
   stream: S,
   method: D & { parent: DescService },
@@ -305,7 +291,6 @@ function callRequest<S extends boolean, M, D>(
   header: HeaderInit | undefined,
   contextValues: ContextValues | undefined,
   message: M,
-  signal: () => AbortSignal,
 ) {
   return {
     stream,
@@ -316,9 +301,6 @@ function callRequest<S extends boolean, M, D>(
     header: requestHeader(true, timeoutMs, header),
     contextValues: contextValues ?? createContextValues(),
     message,
-    get signal() {
-      return signal();
-    },
   };
 }
 

@@ -20,20 +20,32 @@ export interface CallAbort {
 /** The CallAbort of a call, set by the doors that keep one; the others are asked through `req.signal`. */
 export const kCallAbort = createContextKey<CallAbort | undefined>(undefined);
 
+/**
+ * A CallAbort over an AbortSignal, for calls whose door keeps none. A class,
+ * not an object literal with getters: V8 keeps a literal's getters in the old
+ * generation, and with them the call (see forwardProperties in @stategate/api).
+ */
+class SignalAbort implements CallAbort {
+  constructor(private readonly signal: AbortSignal) {}
+
+  get aborted(): boolean {
+    return this.signal.aborted;
+  }
+
+  get reason(): unknown {
+    return this.signal.reason;
+  }
+
+  listen(listener: () => void): () => void {
+    const signal = this.signal;
+    signal.addEventListener("abort", listener, { once: true });
+    return () => signal.removeEventListener("abort", listener);
+  }
+}
+
 /** A CallAbort over an AbortSignal, for calls whose door keeps none. */
 export function signalAbort(signal: AbortSignal): CallAbort {
-  return {
-    get aborted() {
-      return signal.aborted;
-    },
-    get reason() {
-      return signal.reason;
-    },
-    listen(listener) {
-      signal.addEventListener("abort", listener, { once: true });
-      return () => signal.removeEventListener("abort", listener);
-    },
-  };
+  return new SignalAbort(signal);
 }
 
 /** A call's abort, with an AbortSignal made only when someone asks for it. */

@@ -12,6 +12,7 @@ import type {
 } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { forwardProperties } from "@stategate/api";
 import { decoderOf, encodeKept, encoderOf } from "../encoding.js";
 import { wrapStream } from "../streams/wrap.js";
 import { kCallAbort, LazyAbort } from "./call-abort.js";
@@ -161,35 +162,40 @@ async function serve(
       .set(kCallAbort, call);
     const timeout = () => (deadlineAt === undefined ? undefined : deadlineAt - Date.now());
     // The implementation sees what the interceptors passed on, as with Connect. Its
-    // signal is read through a getter, so that a call that never asks makes none.
-    const contextOf = (r: UnaryRequest | StreamRequest): HandlerContext => ({
-      service: r.service,
-      method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      url,
-      get signal() {
-        return r.signal;
-      },
-      timeoutMs: timeout,
-      requestHeader: r.header,
-      responseHeader: header,
-      responseTrailer: trailer,
-      values: r.contextValues,
-    });
-    const request = <M, S extends boolean>(stream: S, message: M) => ({
-      stream,
-      service,
-      method,
-      requestMethod: "POST",
-      url,
-      header: requestHeader,
-      contextValues: values,
-      get signal() {
-        return call.signal;
-      },
-      message,
-    });
+    // signal is read only when asked for (forwardProperties), so a call that never
+    // asks makes none.
+    const contextOf = (r: UnaryRequest | StreamRequest): HandlerContext =>
+      forwardProperties(
+        {
+          service: r.service,
+          method,
+          protocolName: "grpc",
+          requestMethod: "POST",
+          url,
+          timeoutMs: timeout,
+          requestHeader: r.header,
+          responseHeader: header,
+          responseTrailer: trailer,
+          values: r.contextValues,
+        },
+        r,
+        ["signal"],
+      );
+    const request = <M, S extends boolean>(stream: S, message: M) =>
+      forwardProperties(
+        {
+          stream,
+          service,
+          method,
+          requestMethod: "POST",
+          url,
+          header: requestHeader,
+          contextValues: values,
+          message,
+        },
+        call,
+        ["signal"],
+      );
     if (method.methodKind === "unary") {
       const next = intercept(options.interceptors, async (r: UnaryRequest): Promise<UnaryResponse> => {
         const output = await route.impl(r.message, contextOf(r));
