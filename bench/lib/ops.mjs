@@ -9,11 +9,10 @@
 //   @stategate/providers), better-sqlite3 for SQLite with the
 //   statements of the gateway's SQLite adapter.
 import { randomUUID } from "node:crypto";
-import { mysqlConfig, mysqlStatements, mysqlTables } from "@stategate/providers";
+import { createMysqlPool, mysqlConfig, mysqlStatements, mysqlTables, runMysqlCommit } from "@stategate/providers";
 import { createClient } from "@stategate/sdk-node";
 import Database from "better-sqlite3";
 import memjs from "memjs";
-import mysql from "mysql2/promise";
 
 export const DOMAIN = "bench";
 /** Entities read by Entity Get (keys r0…), written by Entity Set (keys w0…), cache values read by Cache Get (c0…). */
@@ -60,14 +59,15 @@ export function gatewayClients(baseUrl) {
 export const mysqlPoolOptions = (options) => mysqlConfig(options).pool;
 
 /**
- * Direct MySQL: Get is the adapter's one SELECT (JSON parsed); Set is what the
- * gateway's Set without an expected version sends: one transaction that locks
- * the row, reads its version, writes the state at the next one, takes the
- * next position and inserts the event.
+ * Direct MySQL: Get is the adapter's one SELECT (JSON parsed); Set is the
+ * adapter's own transaction for a Set without an expected version
+ * (runMysqlCommit: lock the row, write the state at the next version, take
+ * the next position, insert the event, commit, in one round trip), on the
+ * adapter's pool (createMysqlPool).
  */
 export function directMysql(options, prefix) {
   const config = mysqlConfig({ ...options, tablePrefix: prefix });
-  const pool = mysql.createPool(config.pool);
+  const pool = createMysqlPool(config.pool);
   // The adapter's own statements, on the direct path's tables (same
   // definitions, created with CREATE TABLE … LIKE the gateway's).
   const sql = mysqlStatements(mysqlTables(config.tablePrefix));
@@ -77,30 +77,28 @@ export function directMysql(options, prefix) {
     if (row === undefined) return undefined;
     return { ...row, values: JSON.parse(row.values), version: Number(row.version) };
   };
-  const attempt = async (ref, json) => {
+  const attempt = async (type, key, json) => {
     const conn = await pool.getConnection();
     try {
-      await conn.beginTransaction();
-      await conn.execute(sql.lockEntity, ref);
-      const [rows] = await conn.execute(sql.selectVersionForUpdate, ref);
-      const version = Number(rows[0]?.version ?? 0) + 1;
-      await conn.execute(sql.writeEntity, [json, version, ...ref]);
-      const [counter] = await conn.execute(sql.nextPosition);
-      const position = Number(counter.insertId);
       const id = randomUUID();
       const time = nowNs();
-      await conn.execute(sql.insertEvent, [
-        position,
-        id,
-        ...ref,
-        json,
-        version,
-        "set",
-        SET_METHOD,
-        "{}",
-        time.toString(),
-      ]);
-      await conn.commit();
+      const { version, position } = await runMysqlCommit(
+        conn,
+        sql,
+        {
+          domain: DOMAIN,
+          type,
+          key,
+          state: json,
+          id,
+          values: null,
+          operation: "set",
+          method: SET_METHOD,
+          claims: "{}",
+          time: time.toString(),
+        },
+        Number.MAX_SAFE_INTEGER,
+      );
       return { id, time, position, version };
     } catch (error) {
       await conn.rollback().catch(() => {});
@@ -111,11 +109,10 @@ export function directMysql(options, prefix) {
   };
   // As the gateway does: a deadlock the server rolled back is run again (mysql.ts, up to 4 times).
   const set = async (type, key, values) => {
-    const ref = [DOMAIN, type, key];
     const json = JSON.stringify(values);
     for (let deadlocks = 0; ; deadlocks++) {
       try {
-        return await attempt(ref, json);
+        return await attempt(type, key, json);
       } catch (error) {
         if (error?.errno !== 1213 || deadlocks === 3) throw error;
       }

@@ -44,8 +44,11 @@ export {
 } from "./registry.js";
 export type { MysqlStorageOptions, MysqlTlsOptions } from "./storage/mysql.js";
 export { createMysqlStorage } from "./storage/mysql.js";
-// The MySQL adapter's pool options, table names and statements, for code that
-// must talk to MySQL exactly as the adapter does (the benchmark's direct path).
+// The MySQL adapter's pool, options, table names, statements and commit, for
+// code that must talk to MySQL exactly as the adapter does (the benchmark's
+// direct path).
+export type { MysqlCommitStatements, MysqlCommitted, MysqlCommitWrite } from "./storage/mysql-commit.js";
+export { createMysqlPool, runMysqlCommit } from "./storage/mysql-commit.js";
 export type { MysqlConfig } from "./storage/mysql-config.js";
 export { mysqlConfig } from "./storage/mysql-config.js";
 export type { MysqlTables } from "./storage/mysql-schema.js";

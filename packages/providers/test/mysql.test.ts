@@ -9,7 +9,7 @@ import { Duplex } from "node:stream";
 import { after, describe, it } from "node:test";
 import tls from "node:tls";
 import mysql, { type RowDataPacket } from "mysql2/promise";
-import { put, uniqueDomain, using } from "../src/conformance/helpers.js";
+import { draftEvent, put, uniqueDomain, using } from "../src/conformance/helpers.js";
 import { runStorageConformance } from "../src/conformance/index.js";
 import {
   ProviderClosedError,
@@ -322,6 +322,57 @@ describe("mysql storage: transactions and positions", () => {
         assert.equal(next.position, first.position + 1, "the position taken by the failed commit was rolled back too");
       },
     );
+  });
+
+  it("commits in one round trip without an expected version, two with one (or a stale one, rolled back)", async () => {
+    // A proxy that counts the commands the adapter sends: MySQL packets from
+    // the client whose sequence number is 0 (each command starts at 0).
+    let commands = 0;
+    const count = (client: net.Socket) => {
+      const upstream = net.connect(Number(port), host);
+      upstream.on("error", () => client.destroy());
+      client.on("close", () => upstream.destroy());
+      upstream.pipe(client);
+      let pending = Buffer.alloc(0);
+      client.on("data", (chunk: Buffer) => {
+        upstream.write(chunk);
+        pending = Buffer.concat([pending, chunk]);
+        while (pending.length >= 4) {
+          const length = pending.readUIntLE(0, 3);
+          if (pending.length < 4 + length) break;
+          if (pending[3] === 0) commands++;
+          pending = pending.subarray(4 + length);
+        }
+      });
+    };
+    const proxy = net.createServer(count);
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const proxied = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+    try {
+      await using(
+        () => createMysqlStorage(options({ addr: proxied, poolSize: 1 })),
+        async (storage) => {
+          const ref = { domain: uniqueDomain("trips"), type: "t", key: "k" };
+          await storage.ping(); // the pool's one connection is open and set up
+          const sent = async (commit: () => Promise<unknown>) => {
+            const before = commands;
+            await commit().catch(() => {});
+            return commands - before;
+          };
+          const { version: _, ...blind } = draftEvent({ ...ref, version: 1, values: { n: 1 } });
+          assert.equal(await sent(() => storage.commit({ event: blind, state: { n: 1 } })), 1, "at the next version");
+          assert.equal(await sent(() => put(storage, ref, 1, { n: 2 })), 2, "at an expected version");
+          assert.equal(
+            await sent(() => put(storage, ref, 1, { n: 3 })),
+            2,
+            "a stale version: lock and read, roll back",
+          );
+          assert.deepEqual(await storage.getEntity(ref), { ...ref, values: { n: 2 }, version: 2 });
+        },
+      );
+    } finally {
+      proxy.close();
+    }
   });
 
   it("uses an index, not a table scan, for gets, event searches, resuming and the outbox", async () => {

@@ -68,6 +68,34 @@ export function storageValuesGroup(factory: StorageFactory, options: StorageValu
         );
       }));
 
+    it("round-trips what SQL text must escape, in keys, values and claims, on both commit paths", () =>
+      using(factory, async (storage) => {
+        // Quotes, backslashes before quotes, control characters, a statement end and a
+        // comment (no NUL: the gateway refuses it, as PostgreSQL cannot store it).
+        const awkward = `it's "quoted" \\' \\\\ \\" \n\r\t\b\f \u001a end'; DROP TABLE x; -- /* */`;
+        const ref = { domain: uniqueDomain("escapes"), type: `t${awkward}`, key: `k${awkward}` };
+        const values: JsonObject = { [awkward]: awkward, list: [awkward, `\\${awkward}\\`] };
+        const claims = { sub: awkward };
+        // Without an expected version, then with one.
+        const { version: _, ...blind } = draftEvent({ ...ref, version: 1, values, claims });
+        const first = await storage.commit({ event: blind, state: values });
+        const next = { ...values, again: awkward };
+        const second = await storage.commit({
+          event: draftEvent({ ...ref, version: 2, values: next, claims }),
+          expectedVersion: 1,
+          state: next,
+        });
+        assert.deepEqual([first.version, second.version], [1, 2]);
+        assert.deepEqual(await storage.getEntity(ref), { ...ref, values: next, version: 2 });
+        for (const [event, expected] of [
+          [first, values],
+          [second, next],
+        ] as const) {
+          const stored = await storage.getEvent({ ...ref, id: event.id });
+          assert.deepEqual([stored?.values, stored?.claims, stored?.key], [expected, claims, ref.key]);
+        }
+      }));
+
     it(`round-trips a large value (${largeValueBytes} bytes)`, () =>
       using(factory, async (storage) => {
         const ref = { domain: uniqueDomain("values"), type: "doc", key: "large" };

@@ -6,7 +6,7 @@ import type { Commit } from "../types.js";
  * `actual` (read under the transaction's lock): the next one, if the commit
  * expected `actual` or expected nothing. Otherwise a VersionConflictError.
  */
-export function nextVersion({ expectedVersion }: Commit, actual: number): number {
+export function nextVersion({ expectedVersion }: Pick<Commit, "expectedVersion">, actual: number): number {
   if (expectedVersion !== undefined && actual !== expectedVersion) {
     throw new VersionConflictError(expectedVersion, actual);
   }

@@ -88,7 +88,9 @@ export function mysqlConfig(options: MysqlStorageOptions): MysqlConfig {
     supportBigNumbers: true,
     bigNumberStrings: true,
     jsonStrings: true,
-    multipleStatements: false,
+    // A commit sends its statements as one text (mysql-commit.ts); every other
+    // statement is prepared (execute), where the server takes one statement only.
+    multipleStatements: true,
     // No long stack traces: mysql2 otherwise captures the caller's stack on
     // every query (Error.captureStackTrace), the top JS function in the
     // gateway's CPU profile under load (BENCHMARKS.md). Errors still carry

@@ -37,27 +37,69 @@ export const entityColumns = "`domain`, `type`, `key`, `values`, `version`";
 /** How many positions one markPublished statement carries; a short batch repeats its first position. */
 export const publishBatch = 64;
 
+/** Statements sent as one text, in order; the results come back one per statement. */
+function multi(...statements: string[]): string {
+  return statements.join(";\n");
+}
+
 /**
  * The adapter's statements whose text does not depend on a query's shape, on
  * the tables `t`: what a Get, a commit, a stream read and the outbox send.
  */
 export function mysqlStatements(t: MysqlTables) {
   const entity = "`domain` = ? AND `type` = ? AND `key` = ?";
+  // A never-written entity gets a row (values NULL, version 0) inside the
+  // commit's transaction so there is always a row to lock. An upsert locks
+  // the row exclusively even when it exists; SELECT … FOR UPDATE on a
+  // missing row would only take gap locks, which two creators can both
+  // hold and then deadlock on when each inserts.
+  const lockEntity = `INSERT INTO ${t.entities} (\`domain\`, \`type\`, \`key\`, \`values\`, \`version\`)
+      VALUES (?, ?, ?, NULL, 0) ON DUPLICATE KEY UPDATE \`version\` = \`version\``;
+  // See "positions" in mysql.ts for why this is a counter row and not AUTO_INCREMENT.
+  const nextPosition = `UPDATE ${t.position} SET \`last\` = LAST_INSERT_ID(\`last\` + 1) WHERE \`id\` = 1`;
+  // The event, at the position just taken and at the version the entity row
+  // now holds; its values are the row's unless given (a delete records the
+  // state before it), so a Set's JSON goes to the server once.
+  const insertEvent = `INSERT INTO ${t.events} (${eventColumns})
+      SELECT LAST_INSERT_ID(), ?, \`domain\`, \`type\`, \`key\`, COALESCE(?, \`values\`), \`version\`, ?, ?, ?, CAST(? AS SIGNED)
+      FROM ${t.entities} WHERE ${entity}`;
+  const selectCommitted = `SELECT LAST_INSERT_ID() AS \`position\`, \`version\` FROM ${t.entities} WHERE ${entity}`;
   return {
-    // A never-written entity gets a row (values NULL, version 0) inside the
-    // commit's transaction so there is always a row to lock. An upsert locks
-    // the row exclusively even when it exists; SELECT … FOR UPDATE on a
-    // missing row would only take gap locks, which two creators can both
-    // hold and then deadlock on when each inserts.
-    lockEntity: `INSERT INTO ${t.entities} (\`domain\`, \`type\`, \`key\`, \`values\`, \`version\`)
-      VALUES (?, ?, ?, NULL, 0) ON DUPLICATE KEY UPDATE \`version\` = \`version\``,
-    selectVersionForUpdate: `SELECT \`version\` FROM ${t.entities} WHERE ${entity} FOR UPDATE`,
-    // NULL values keep the row as a tombstone: a deleted entity keeps its
-    // delete event's version, so a re-created one continues its log.
-    writeEntity: `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = ? WHERE ${entity}`,
-    // See "positions" in mysql.ts for why this is a counter row and not AUTO_INCREMENT.
-    nextPosition: `UPDATE ${t.position} SET \`last\` = LAST_INSERT_ID(\`last\` + 1) WHERE \`id\` = 1`,
-    insertEvent: `INSERT INTO ${t.events} (${eventColumns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS SIGNED))`,
+    /*
+     * A commit is one or two round trips, not one per statement: the
+     * statements of each step go as one multi-statement text (see
+     * runMysqlCommit). Every value in them is a parameter, escaped by mysql2
+     * on a connection whose sql_mode keeps backslash escapes (createMysqlPool).
+     *
+     * At the entity's next version (no expected version), one text: lock the
+     * row, write the state at version + 1 (NULL values keep the row as a
+     * tombstone, so a deleted entity keeps its delete event's version and a
+     * re-created one continues its log), take the next position, insert the
+     * event, read position and version back, commit.
+     */
+    commitAtNext: multi(
+      "START TRANSACTION",
+      lockEntity,
+      `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = \`version\` + 1 WHERE ${entity}`,
+      nextPosition,
+      insertEvent,
+      selectCommitted,
+      "COMMIT",
+    ),
+    // At an expected version, two: the row locked and its version read (and
+    // checked by the adapter), then the same writes at the version it names.
+    lockForCommit: multi(
+      "START TRANSACTION",
+      lockEntity,
+      `SELECT \`version\` FROM ${t.entities} WHERE ${entity} FOR UPDATE`,
+    ),
+    writeAndCommit: multi(
+      `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = ? WHERE ${entity}`,
+      nextPosition,
+      insertEvent,
+      selectCommitted,
+      "COMMIT",
+    ),
     selectVersion: `SELECT \`version\` FROM ${t.entities} WHERE ${entity}`,
     // What the fence saw: the version of the entity's latest event.
     selectLogVersion: `SELECT COALESCE(MAX(\`version\`), 0) AS \`version\` FROM ${t.events} WHERE ${entity}`,

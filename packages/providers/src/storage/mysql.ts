@@ -9,11 +9,12 @@
  * const event = await storage.commit({ event, expectedVersion: 0, state: event.values });
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import mysql, { type Pool, type PoolConnection, type ResultSetHeader, type RowDataPacket } from "mysql2/promise";
+import type { Pool, PoolConnection, RowDataPacket } from "mysql2/promise";
 import { ProviderClosedError, ValueTooLargeError } from "../errors.js";
 import type { TlsFileOptions } from "../options.js";
 import type { Commit, EntityRecord, EntityRef, EventOperation, EventRecord, JsonObject, Storage } from "../types.js";
-import { checkCommit, nextVersion } from "./commit-check.js";
+import { checkCommit } from "./commit-check.js";
+import { createMysqlPool, runMysqlCommit } from "./mysql-commit.js";
 import { mysqlConfig } from "./mysql-config.js";
 import { type ErrorContext, isDeadlock, isFatal, isVersionFence, mysqlError } from "./mysql-errors.js";
 import { type MysqlTables, migrate, mysqlStatements, mysqlTables, publishBatch } from "./mysql-schema.js";
@@ -124,7 +125,7 @@ async function rollback(conn: PoolConnection): Promise<boolean> {
  */
 export async function createMysqlStorage(options: MysqlStorageOptions): Promise<Storage> {
   const config = mysqlConfig(options);
-  const pool = mysql.createPool(config.pool);
+  const pool = createMysqlPool(config.pool);
   const tables = mysqlTables(config.tablePrefix);
   let packetLimit: number;
   try {
@@ -178,35 +179,34 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
    */
   async function apply(commit: Commit, state: string | null, values: string, claims: string): Promise<EventRecord> {
     const { event, expectedVersion } = commit;
-    const ref = [event.domain, event.type, event.key];
     const conn = await pool.getConnection();
     let reusable = true;
     try {
-      await conn.beginTransaction();
-      await conn.execute(sql.lockEntity, ref);
-      const [rows] = await conn.execute<RowDataPacket[]>(sql.selectVersionForUpdate, ref);
-      const version = nextVersion(commit, Number(rows[0]?.version ?? 0));
-      await conn.execute(sql.writeEntity, [state, version, ...ref]);
-      const [counter] = await conn.execute<ResultSetHeader>(sql.nextPosition);
-      const position = Number(counter.insertId);
-      await conn.execute(sql.insertEvent, [
-        position,
-        event.id,
-        ...ref,
-        values,
-        version,
-        event.operation,
-        event.method,
-        claims,
-        event.time.toString(),
-      ]);
-      await conn.commit();
+      const { version, position } = await runMysqlCommit(
+        conn,
+        sql,
+        {
+          domain: event.domain,
+          type: event.type,
+          key: event.key,
+          ...(expectedVersion === undefined ? {} : { expectedVersion }),
+          state,
+          id: event.id,
+          // A Set's event records its new state: the server copies it from the row.
+          values: state === values ? null : values,
+          operation: event.operation,
+          method: event.method,
+          claims,
+          time: event.time.toString(),
+        },
+        packetLimit,
+      );
       // Parsed back so the caller sees exactly what a later read returns.
       return { ...event, version, values: JSON.parse(values), claims: JSON.parse(claims), position };
     } catch (error) {
       reusable = !isFatal(error) && (await rollback(conn));
       if (isVersionFence(error)) {
-        const [row] = await select<RowDataPacket>(sql.selectLogVersion, ref);
+        const [row] = await select<RowDataPacket>(sql.selectLogVersion, [event.domain, event.type, event.key]);
         const actual = Number(row?.version ?? 0);
         // A commit that expected nothing met a racing writer despite the row lock: as if it had expected what it read.
         throw mysqlError(error, { conflict: { expected: expectedVersion ?? actual - 1, actual } });
@@ -230,8 +230,12 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
           // A Set's state is its event's values: the same text, made once.
           const state =
             commit.state === null ? null : commit.state === commit.event.values ? values : JSON.stringify(commit.state);
-          // Refused here, before the server drops the connection over it.
-          bytes = Math.max(Buffer.byteLength(values) + Buffer.byteLength(claims), Buffer.byteLength(state ?? ""));
+          // Refused here, before the server drops the connection over it: a commit's
+          // text carries the state, the claims and (but for a Set) the event's values.
+          bytes =
+            Buffer.byteLength(state ?? "") +
+            (state === values ? 0 : Buffer.byteLength(values)) +
+            Buffer.byteLength(claims);
           if (bytes > packetLimit) {
             throw new ValueTooLargeError(packetLimit, bytes);
           }
