@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { callAt } from "./auth/expiry.js";
 import type { Verifier } from "./auth/verifier.js";
 import { kClaims, kRequestId } from "./context.js";
 import { abortedError, toWireError } from "./errors.js";
@@ -10,6 +9,7 @@ import type { CallAbort } from "./front/call-abort.js";
 import { kCallAbort, signalAbort } from "./front/call-abort.js";
 import { DOOR_HEADER } from "./front/door.js";
 import { validate } from "./services/rules.js";
+import { endStreamAt } from "./streams/end-at.js";
 import { wrapStream } from "./streams/wrap.js";
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
@@ -38,32 +38,6 @@ function untilAborted<T>(work: Promise<T>, abort: CallAbort): Promise<T> {
 /** How a call is asked whether it was aborted: the door's CallAbort, or its signal. */
 export function callAbortOf(req: { contextValues: ContextValues; signal: AbortSignal }): CallAbort {
   return req.contextValues.get(kCallAbort) ?? signalAbort(req.signal);
-}
-
-/**
- * A stream opened with a token ends when the token does: UNAUTHENTICATED
- * "token expired", so the client reconnects with a fresh one.
- */
-async function* endAtExpiry<T>(messages: AsyncIterable<T>, expiresAtMs: number): AsyncGenerator<T> {
-  const it = messages[Symbol.asyncIterator]();
-  let cancel = () => {};
-  const expired = new Promise<"expired">((resolve) => {
-    // callAt re-arms past setTimeout's range (about 24.8 days): a far expiry still cuts the stream.
-    cancel = callAt(expiresAtMs, () => resolve("expired"));
-  });
-  try {
-    while (true) {
-      const next = await Promise.race([it.next(), expired]);
-      if (next === "expired") {
-        void it.return?.();
-        throw new ConnectError("token expired", Code.Unauthenticated);
-      }
-      if (next.done) return;
-      yield next.value;
-    }
-  } finally {
-    cancel();
-  }
 }
 
 /** `{ subject }` from verified claims that carry a `sub`, else nothing. */
@@ -176,7 +150,15 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
     req.contextValues.set(kClaims, identity.claims);
     const res = await next(req);
     if (!res.stream || identity.expiresAtMs === undefined) return res;
-    return { ...res, message: endAtExpiry(res.message, identity.expiresAtMs + clockSkewMs) };
+    // A stream opened with a token ends when the token does, so the client reconnects with a fresh one.
+    return {
+      ...res,
+      message: endStreamAt(
+        res.message,
+        identity.expiresAtMs + clockSkewMs,
+        () => new ConnectError("token expired", Code.Unauthenticated),
+      ),
+    };
   };
 
   return [boundary, authn, validation];

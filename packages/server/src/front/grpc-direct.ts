@@ -14,6 +14,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { forwardProperties } from "@stategate/api";
 import { decoderOf, encodeKept, encoderOf } from "../encoding.js";
+import { forEachItem } from "../streams/pollable.js";
 import { wrapStream } from "../streams/wrap.js";
 import { kCallAbort, LazyAbort } from "./call-abort.js";
 import { requestTimeoutMs } from "./deadline.js";
@@ -213,9 +214,10 @@ async function serve(
       });
       const response = await next(request(true, once(input)) as never);
       header.replaceWith(response.header);
-      for await (const message of response.message as AsyncIterable<unknown>) {
-        await writer.message(header, encodeOrHide(route, message, header, options));
-      }
+      // Each message written as it comes, waiting only while the client's window is full.
+      await forEachItem(response.message as AsyncIterable<unknown>, (message) =>
+        writer.message(header, encodeOrHide(route, message, header, options)),
+      );
       trailer.replaceWith(response.trailer);
     }
     writer.end(header, trailer);

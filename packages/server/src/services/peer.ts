@@ -1,14 +1,54 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
-import type { PeerMessage, PeerService } from "@stategate/api";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { PeerMessage, PeerService, PeerServiceStreamRequest } from "@stategate/api";
 import { PeerMessageSchema } from "@stategate/api";
 import { kClaims } from "../context.js";
 import { encodeKept } from "../encoding.js";
 import { compileGlob } from "../streams/glob.js";
+import { LiveStream } from "../streams/live-stream.js";
 import { StreamQueue } from "../streams/queue.js";
 import { nowNs } from "./convert.js";
 import type { ServiceDeps } from "./deps.js";
+
+/** One PeerService.Stream: live messages from the channel, nothing from before it started. */
+class PeerStream extends LiveStream<PeerMessage, { message: PeerMessage }> {
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly req: PeerServiceStreamRequest,
+    private readonly ctx: HandlerContext,
+  ) {
+    super();
+  }
+
+  protected async *start(): AsyncGenerator<never, void> {
+    const req = this.req;
+    const ctx = this.ctx;
+    const deps = this.deps;
+    const matchDomain = compileGlob(req.domain);
+    const matchChannel = compileGlob(req.channel);
+    const matchType = compileGlob(req.type);
+    const group =
+      req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.channel, req.type]);
+    const queue = new StreamQueue<PeerMessage>(
+      [ctx.signal, deps.shutdown],
+      deps.streamBuffer?.(ctx, "peer", group !== undefined),
+    );
+    try {
+      const unsubscribe = await deps.messages.subscribe((m) => {
+        if (matchDomain(m.domain) && matchChannel(m.channel) && matchType(m.type)) queue.push(m);
+      }, group);
+      this.attach({ queue, unsubscribe });
+    } catch (err) {
+      queue.dispose();
+      throw err;
+    }
+  }
+
+  protected take(message: PeerMessage): IteratorResult<{ message: PeerMessage }> {
+    return { done: false, value: { message } };
+  }
+}
 
 /** PeerService: messages go through the channel only; nothing is stored. */
 export function createPeerService(deps: ServiceDeps): ServiceImpl<typeof PeerService> {
@@ -28,25 +68,8 @@ export function createPeerService(deps: ServiceDeps): ServiceImpl<typeof PeerSer
       return { message };
     },
 
-    async *stream(req, ctx) {
-      const matchDomain = compileGlob(req.domain);
-      const matchChannel = compileGlob(req.channel);
-      const matchType = compileGlob(req.type);
-      const group =
-        req.consumerGroup === "" ? undefined : JSON.stringify([req.consumerGroup, req.domain, req.channel, req.type]);
-      const queue = new StreamQueue<PeerMessage>(
-        [ctx.signal, deps.shutdown],
-        deps.streamBuffer?.(ctx, "peer", group !== undefined),
-      );
-      const unsubscribe = await deps.messages.subscribe((m) => {
-        if (matchDomain(m.domain) && matchChannel(m.channel) && matchType(m.type)) queue.push(m);
-      }, group);
-      try {
-        for await (const message of queue) yield { message };
-      } finally {
-        unsubscribe();
-        queue.dispose();
-      }
+    stream(req, ctx) {
+      return new PeerStream(deps, req, ctx);
     },
   };
 }

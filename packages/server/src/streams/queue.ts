@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { abortedError } from "../errors.js";
+import type { Pollable } from "./pollable.js";
 import { linkSignals } from "./signals.js";
 
 /** Most items a stream buffers for a slow client before it is ended with RESOURCE_EXHAUSTED (STATEGATE_MAX_STREAM_BUFFER). */
@@ -93,12 +94,34 @@ export class StreamQueue<T> implements AsyncIterable<T> {
     this.notify();
   }
 
-  /** The items, in order, until the queue ends (by hand, not a generator: this runs once per item per stream). */
-  [Symbol.asyncIterator](): AsyncIterator<T> {
+  /**
+   * The items, in order, until the queue ends (by hand, not a generator: this
+   * runs once per item per stream). Pollable: an item already here is taken
+   * without a promise, and a reader with nothing to take waits on `ready`.
+   */
+  [Symbol.asyncIterator](): Pollable<T> {
     return {
       next: () => this.next(),
       return: (value?: unknown) => Promise.resolve({ done: true, value: value as T }),
+      poll: () => this.poll(),
+      ready: () => this.ready(),
     };
+  }
+
+  /** The next item if one is here; an ended queue is left to next(), which says why. */
+  private poll(): IteratorResult<T> | undefined {
+    if (this.failure || this.aborted) return undefined;
+    const item = this.items.shift();
+    if (item === undefined) return undefined;
+    this.options.onDepth?.(-1);
+    return { done: false, value: item };
+  }
+
+  private ready(): Promise<void> {
+    if (this.items.length > 0 || this.failure || this.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
   }
 
   private next(): Promise<IteratorResult<T>> {

@@ -1,3 +1,8 @@
+import { isPollable, type Pollable } from "./pollable.js";
+
+/** What `ready()` answers when only next() can tell. */
+const settled = Promise.resolve();
+
 /**
  * What a layer around a server stream does: at its start, with each item,
  * and at its end. Each hook is optional.
@@ -24,11 +29,12 @@ export interface StreamHooks<T, U> {
  * most of the gateway's CPU per delivered item. Here each layer adds one.
  *
  * Ending early (`return()`, what `break` in a `for await` calls) is passed on
- * to the source, so whatever it holds is let go.
+ * to the source, so whatever it holds is let go. A pollable source makes a
+ * pollable layer (see pollable.ts).
  */
 export function wrapStream<T, U = T>(source: AsyncIterable<T>, hooks: StreamHooks<T, U>): AsyncIterable<U> {
   return {
-    [Symbol.asyncIterator](): AsyncIterator<U> {
+    [Symbol.asyncIterator](): Pollable<U> {
       let it: AsyncIterator<T> | undefined;
       let over = false;
       const end = (outcome: "done" | "error" | "left") => {
@@ -63,6 +69,7 @@ export function wrapStream<T, U = T>(source: AsyncIterable<T>, hooks: StreamHook
           return fail(err);
         }
       };
+      let pollable: Pollable<T> | undefined;
       return {
         next(): Promise<IteratorResult<U>> {
           if (over) return Promise.resolve({ done: true, value: undefined });
@@ -77,8 +84,23 @@ export function wrapStream<T, U = T>(source: AsyncIterable<T>, hooks: StreamHook
               }
             }
             it = source[Symbol.asyncIterator]();
+            if (isPollable(it)) pollable = it;
           }
           return it.next().then(step, fail);
+        },
+        // What the source has at hand, through this layer's hooks; the start goes through next().
+        poll(): IteratorResult<U> | undefined {
+          if (over || pollable === undefined) return undefined;
+          let result: IteratorResult<T> | undefined;
+          try {
+            result = pollable.poll();
+          } catch (err) {
+            return fail(err);
+          }
+          return result === undefined ? undefined : step(result);
+        },
+        ready(): Promise<void> {
+          return over || pollable === undefined ? settled : pollable.ready();
         },
         return(value?: unknown): Promise<IteratorResult<U>> {
           // Like a generator's: one that never started has nothing to finish.
