@@ -52,6 +52,11 @@ export function encodeKept<Desc extends DescMessage>(schema: Desc, message: obje
   return bytes;
 }
 
+/** The encoding `message` keeps, if it keeps one (see encodeKept and keepEncoding). */
+export function keptEncoding(message: object): Uint8Array | undefined {
+  return kept.get(message);
+}
+
 /** Records that `message` was decoded from `bytes` (a copy the caller will not change), so encodeKept returns them. */
 export function keepEncoding(message: object, bytes: Uint8Array): void {
   kept.set(message, bytes);

@@ -13,7 +13,7 @@ import type {
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { forwardProperties } from "@stategate/api";
-import { decoderOf, encodeKept, encoderOf } from "../encoding.js";
+import { decoderOf, encodeKept, encoderOf, keptEncoding } from "../encoding.js";
 import { forEachItem } from "../streams/pollable.js";
 import { wrapStream } from "../streams/wrap.js";
 import { kCallAbort, LazyAbort } from "./call-abort.js";
@@ -96,7 +96,7 @@ export function createDirectGrpc(options: GrpcDirectOptions): DirectStreamHandle
       if (typeof fn !== "function") continue;
       if (method.methodKind !== "unary" && method.methodKind !== "server_streaming") continue;
       const path = `/${service.typeName}/${method.name}`;
-      const encode = responseEncoder(method.output);
+      const encode = responseEncoder(method.output, method.methodKind === "server_streaming");
       routes.set(path, {
         service,
         method: method as Route["method"],
@@ -262,7 +262,7 @@ class Writer {
 
   private head(header: HeaderMap): void {
     if (!this.stream.headersSent) {
-      this.stream.respond({ ...header.toObject(), ":status": 200 }, respondOptions);
+      this.stream.respond(header.toObject(200), respondOptions);
     }
   }
 
@@ -313,18 +313,31 @@ function encodeOrHide(route: Route, message: unknown, header: Headers, options: 
  * thousand streams is framed once, not a thousand times, and its encoding is
  * the one the relay made or the channel delivered (see encoding.ts).
  */
-function responseEncoder(schema: DescMessage): (message: unknown) => Buffer {
+function responseEncoder(schema: DescMessage, streaming: boolean): (message: unknown) => Buffer {
   const encode = encoderOf(schema);
   const plain = (message: unknown) => envelope(encode(create(schema, message as never)));
   const [only, ...more] = schema.fields;
   if (only === undefined || more.length > 0 || only.number !== 1 || only.fieldKind !== "message") return plain;
   const inner = only.message;
   const name = only.localName;
-  const frames = new WeakMap<object, Buffer>();
-  return (message) => {
+  const itemOf = (message: unknown): object | undefined => {
     const item = (message as Record<string, unknown>)[name];
     const extra = (message as { $unknown?: unknown[] }).$unknown;
-    if (typeof item !== "object" || item === null || (extra !== undefined && extra.length > 0)) return plain(message);
+    return typeof item !== "object" || item === null || (extra !== undefined && extra.length > 0) ? undefined : item;
+  };
+  if (!streaming) {
+    // One answer, sent once: an encoding made before (a Set's event, by the relay) is used, none is kept.
+    const encodeInner = encoderOf(inner);
+    return (message) => {
+      const item = itemOf(message);
+      if (item === undefined) return plain(message);
+      return fieldOneFrame(keptEncoding(item) ?? encodeInner(create(inner, item as never)));
+    };
+  }
+  const frames = new WeakMap<object, Buffer>();
+  return (message) => {
+    const item = itemOf(message);
+    if (item === undefined) return plain(message);
     let frame = frames.get(item);
     if (frame === undefined) {
       frame = fieldOneFrame(encodeKept(inner, item));

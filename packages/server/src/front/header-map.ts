@@ -81,9 +81,9 @@ export class HeaderMap implements Headers {
     return this.entries();
   }
 
-  /** The headers as Node's HTTP/2 API takes them. */
-  toObject(): Record<string, string> {
-    const out: Record<string, string> = {};
+  /** The headers as Node's HTTP/2 API takes them; with `status`, response headers led by `:status`. */
+  toObject(status?: number): Record<string, string | number> {
+    const out: Record<string, string | number> = status === undefined ? {} : { ":status": status };
     for (const [key, value] of this.map) out[key] = value;
     return out;
   }
