@@ -255,6 +255,31 @@ describe("mysql storage: transactions and positions", () => {
     }
   });
 
+  it("reads past a gap in positions that stays (an event deleted by hand), after reading again", () =>
+    using(
+      () => createMysqlStorage(options()),
+      async (storage) => {
+        const domain = uniqueDomain("gap");
+        const start = await storage.lastPosition();
+        const events: EventRecord[] = [];
+        for (let i = 0; i < 3; i++) events.push(await put(storage, { domain, type: "t", key: `k${i}` }, 0, { i }));
+        const [first, second, third] = events as [EventRecord, EventRecord, EventRecord];
+        // Nothing else writes under this test's prefix meanwhile: the three positions follow each other.
+        assert.deepEqual([first.position, second.position, third.position], [start + 1, start + 2, start + 3]);
+        const conn = await admin();
+        try {
+          await conn.execute(`DELETE FROM ${mysqlTables(prefix).events} WHERE \`position\` = ?`, [second.position]);
+        } finally {
+          await conn.end();
+        }
+        const read = await storage.eventsAfter(start, 10);
+        assert.deepEqual(
+          read.map((e) => e.position),
+          [first.position, third.position],
+        );
+      },
+    ));
+
   it("lets two gateways start at once on new tables, and exactly one of their racing commits win", async () => {
     const fresh = newPrefix();
     prefixes.push(fresh);
