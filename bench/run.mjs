@@ -19,15 +19,16 @@
 // (STATEGATE_TEST_*_ADDR override them).
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { startFloorServer } from "./lib/floor.mjs";
 import { repoRoot, startGateway } from "./lib/gateway.mjs";
 import { decode, summary } from "./lib/hist.mjs";
-import { cpuSeconds, freePort, machine, reachable, rssBytes } from "./lib/proc.mjs";
+import { cpuSeconds, machine, reachable, rssBytes } from "./lib/proc.mjs";
 import { renderChart, renderMarkdown, renderText, updateBenchmarksMd } from "./lib/report.mjs";
 import { createDirectMysqlTables, dropMysqlTables } from "./lib/seed.mjs";
 import { evaluateTargets } from "./lib/targets.mjs";
@@ -235,56 +236,16 @@ async function gateway(name, env) {
   };
 }
 
-/**
- * Starts a floor server (lib/floor-server.mjs) on its own port, like a
- * gateway, and resolves once it accepts calls. `backends` says which of the
- * direct path's backends it serves from ({ memcached, mysql, sqlite }).
- */
+/** Starts a floor server (lib/floor.mjs) for `backends`, stopped with the rest on failure. */
 async function floorServer(name, backends) {
-  const port = await freePort();
-  const logPath = join(logDir, `floor-${name}.log`);
-  const logFd = openSync(logPath, "a");
-  const execArgv = profileDir
-    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=floor-${name}.cpuprofile`]
-    : [];
-  const child = fork(join(here, "lib", "floor-server.mjs"), [JSON.stringify({ ...backends, port })], {
-    cwd: here,
-    execArgv,
-    stdio: ["ignore", logFd, logFd, "ipc"],
-  });
-  closeSync(logFd);
-  children.add(child);
-  let exited = null;
-  const exit = new Promise((resolve) => {
-    child.once("exit", (code, signal) => {
-      children.delete(child);
-      exited = { code, signal };
-      resolve(exited);
-    });
-  });
-  const up = await Promise.race([
-    new Promise((resolve) => child.once("message", (m) => resolve(m?.type === "listening" && m.port === port))),
-    exit.then(() => false),
-    // Unreferenced, so a run that ends soon after does not wait for it.
-    sleep(30_000, false, { ref: false }),
-  ]);
-  if (!up) {
-    child.kill("SIGKILL");
-    const tail = readFileSync(logPath, "utf8").split("\n").slice(-15).join("\n");
-    throw new Error(`floor server ${name} did not start (${JSON.stringify(exited)}); log ${logPath}:\n${tail}`);
-  }
+  const floor = await startFloorServer({ name, backends, logDir, profileDir });
+  children.add(floor.child);
   return {
-    name,
-    pid: child.pid,
-    baseUrl: `http://127.0.0.1:${port}`,
+    ...floor,
     async stop() {
-      if (!exited) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      if (exited.code !== 0) log(`floor server ${name} exited with ${JSON.stringify(exited)} (log: ${logPath})`);
+      const exited = await floor.stop();
+      children.delete(floor.child);
+      if (exited.code !== 0) log(`floor server ${name} exited with ${JSON.stringify(exited)} (log: ${floor.logPath})`);
       return exited;
     },
   };

@@ -13,9 +13,10 @@ export const gatewayBin = join(repoRoot, "packages", "server", "dist", "bin", "s
  * Starts a gateway and resolves once its port accepts connections.
  * `env` holds the STATEGATE_* variables that pick its providers; the
  * inherited environment's STATEGATE_* variables are dropped.
- * With `profileDir`, the gateway runs under `node --cpu-prof`.
+ * With `profileDir`, the gateway runs under `node --cpu-prof`; `execArgv`
+ * adds other Node options (`--trace-gc`, say).
  */
-export async function startGateway({ name, env, logDir, profileDir }) {
+export async function startGateway({ name, env, logDir, profileDir, execArgv = [] }) {
   if (!existsSync(gatewayBin)) {
     throw new Error(`${gatewayBin} is missing: build first (node scripts/prepare.mjs)`);
   }
@@ -23,7 +24,7 @@ export async function startGateway({ name, env, logDir, profileDir }) {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("STATEGATE_")));
   const args = [];
   if (profileDir) args.push("--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`);
-  args.push(gatewayBin);
+  args.push(...execArgv, gatewayBin);
   const logPath = join(logDir, `gateway-${name}.log`);
   const log = openSync(logPath, "a");
   const child = spawn(process.execPath, args, {
