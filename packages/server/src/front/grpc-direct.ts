@@ -307,11 +307,12 @@ function encodeOrHide(route: Route, message: unknown, header: Headers, options: 
 
 /**
  * How to frame the responses of one method. A response that is one message
- * field numbered 1 (a Set's EntityServiceSetResponse, an
- * EventServiceStreamResponse, a PeerServiceStreamResponse) is framed once
- * per item and the frame kept while the item lives: an event going to a
- * thousand streams is framed once, not a thousand times, and its encoding is
- * the one the relay made or the channel delivered (see encoding.ts).
+ * field numbered 1 is framed from its item's encoding: the one the relay
+ * made or the channel delivered when the item has one (a Set's event, see
+ * encoding.ts). On a server stream (EventServiceStreamResponse,
+ * PeerServiceStreamResponse) the frame is also kept while the item lives, so
+ * an event going to a thousand streams is framed once, not a thousand times;
+ * a unary answer is sent once, and keeps nothing.
  */
 function responseEncoder(schema: DescMessage, streaming: boolean): (message: unknown) => Buffer {
   const encode = encoderOf(schema);
