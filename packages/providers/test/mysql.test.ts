@@ -585,6 +585,34 @@ describe("mysql storage: errors", () => {
       },
     ));
 
+  it("stores, changes and deletes a value that fits the packet limit only unescaped", () =>
+    using(
+      () => createMysqlStorage(options()),
+      async (storage) => {
+        const conn = await admin();
+        let packet: number;
+        try {
+          const [rows] = await conn.query<RowDataPacket[]>("SELECT @@max_allowed_packet AS max");
+          packet = Number(rows[0]?.max);
+        } finally {
+          await conn.end();
+        }
+        // Backslashes: twice their number in JSON, four times once escaped for SQL text.
+        const values = { s: "\\".repeat(Math.floor(packet / 3)) };
+        const ref = { domain: uniqueDomain("escaped"), type: "doc", key: "k" };
+        const { version: _, ...blind } = draftEvent({ ...ref, version: 1, values });
+        await storage.commit({ event: blind, state: values });
+        assert.deepEqual(await storage.getEntity(ref), { ...ref, values, version: 1 });
+        const edited = { ...values, more: "\\'" };
+        await put(storage, ref, 1, edited);
+        assert.deepEqual((await storage.getEntity(ref))?.values, edited);
+        const del = draftEvent({ ...ref, version: 3, values: edited, operation: "delete" });
+        await storage.commit({ event: del, expectedVersion: 2, state: null });
+        assert.equal(await storage.getEntity(ref), undefined);
+        assert.deepEqual((await storage.getEvent({ ...ref, id: del.id }))?.values, edited);
+      },
+    ));
+
   it("maps driver errors in one place", () => {
     const driver = (code: string, more: object = {}) => Object.assign(new Error(`${code} at SELECT 1`), { code }, more);
     for (const code of ["ECONNREFUSED", "ETIMEDOUT", "PROTOCOL_CONNECTION_LOST", "ER_CON_COUNT_ERROR"]) {

@@ -7,15 +7,15 @@
  *
  * The statements of a step go as one multi-statement text. A statement that
  * fails stops the text there, with the transaction still open: the caller
- * rolls it back, as after any failed commit.
+ * rolls it back, as after any failed commit. A step carrying large values
+ * runs statement by statement instead (see runStep).
  */
 import type { PoolConnection as CallbackConnection } from "mysql2";
 import mysql, { type Pool, type PoolConnection, type PoolOptions, type RowDataPacket } from "mysql2/promise";
-import { ValueTooLargeError } from "../errors.js";
 import { nextVersion } from "./commit-check.js";
 import type { mysqlStatements } from "./mysql-schema.js";
 
-/** The statements runMysqlCommit sends (from mysqlStatements). */
+/** The steps runMysqlCommit runs (from mysqlStatements). */
 export type MysqlCommitStatements = Pick<
   ReturnType<typeof mysqlStatements>,
   "commitAtNext" | "lockForCommit" | "writeAndCommit"
@@ -47,9 +47,10 @@ export interface MysqlCommitted {
 
 /**
  * Runs one commit's transaction on `conn` and commits it. A version the
- * entity is not at is a VersionConflictError, and a text over `packetLimit`
- * bytes a ValueTooLargeError; either way, and on any failure, the
- * transaction may still be open and the caller must roll it back.
+ * entity is not at is a VersionConflictError; on that and on any failure,
+ * the transaction may still be open and the caller must roll it back.
+ * `packetLimit` is the most a text may weigh (the server's
+ * max_allowed_packet, less a margin).
  */
 export async function runMysqlCommit(
   conn: PoolConnection,
@@ -60,30 +61,72 @@ export async function runMysqlCommit(
   const { domain, type, key, state, id, values, operation, method, claims, time } = write;
   const ref = [domain, type, key];
   // The event's values (NULL: the row's), what it records, and the row the position and version are read from.
-  const event = [id, values, operation, method, claims, time, ...ref, ...ref];
+  const insertEvent = [id, values, operation, method, claims, time, ...ref];
   if (write.expectedVersion === undefined) {
-    const [results] = await conn.query(text(sql.commitAtNext, [...ref, state, ...ref, ...event], packetLimit));
-    return committed((results as RowDataPacket[][])[5]);
+    const results = await runStep(
+      conn,
+      sql.commitAtNext,
+      [[], ref, [state, ...ref], [], insertEvent, ref, []],
+      packetLimit,
+    );
+    return committed(results[5]);
   }
-  const [locked] = await conn.query(text(sql.lockForCommit, [...ref, ...ref], packetLimit));
-  const [current] = (locked as RowDataPacket[][])[2] as RowDataPacket[];
+  const locked = await runStep(conn, sql.lockForCommit, [[], ref, ref], packetLimit);
+  const [current] = locked[2] as RowDataPacket[];
   const version = nextVersion(write, Number(current?.version ?? 0));
-  const [results] = await conn.query(text(sql.writeAndCommit, [state, version, ...ref, ...event], packetLimit));
-  return committed((results as RowDataPacket[][])[3]);
+  const results = await runStep(
+    conn,
+    sql.writeAndCommit,
+    [[state, version, ...ref], [], insertEvent, ref, []],
+    packetLimit,
+  );
+  return committed(results[3]);
 }
 
-function committed(rows: RowDataPacket[] | undefined): MysqlCommitted {
-  const row = rows?.[0];
+type Param = string | number | null;
+
+/** Values up to this size (all of a step's, before escaping) go inside one text; larger ones statement by statement. */
+const inlineBytes = 64 * 1024;
+
+/**
+ * Runs a step's statements, each with its parameters, and answers their
+ * results in order. Usually as one text, one round trip. Escaped for SQL
+ * text, a value can take up to four times its size (a backslash, already
+ * escaped once in JSON), and the text must fit in one packet; so a step
+ * with large values runs statement by statement, prepared, its values sent
+ * as they are, as every commit did before it became one text.
+ */
+async function runStep(
+  conn: PoolConnection,
+  statements: readonly string[],
+  params: readonly (readonly Param[])[],
+  packetLimit: number,
+): Promise<unknown[]> {
+  let bytes = 0;
+  for (const list of params) for (const p of list) if (typeof p === "string") bytes += Buffer.byteLength(p);
+  if (bytes <= inlineBytes) {
+    const text = statements
+      .map((statement, i) => (params[i]?.length ? mysql.format(statement, params[i] as Param[]) : statement))
+      .join(";\n");
+    if (Buffer.byteLength(text) <= packetLimit) {
+      const [results] = await conn.query(text);
+      return results as unknown as unknown[];
+    }
+  }
+  const results: unknown[] = [];
+  for (let i = 0; i < statements.length; i++) {
+    const statement = statements[i] as string;
+    const list = params[i] ?? [];
+    const [result] = list.length > 0 ? await conn.execute(statement, list as Param[]) : await conn.query(statement);
+    results.push(result);
+  }
+  return results;
+}
+
+function committed(rows: unknown): MysqlCommitted {
+  const row = (rows as RowDataPacket[] | undefined)?.[0];
   if (row === undefined) throw new Error("the commit read no entity row back");
   return { version: Number(row.version), position: Number(row.position) };
-}
-
-/** The text sent: `sql` with its parameters in place, refused past the server's packet limit. */
-function text(sql: string, params: (string | number | null)[], packetLimit: number): string {
-  const out = mysql.format(sql, params);
-  const bytes = Buffer.byteLength(out);
-  if (bytes > packetLimit) throw new ValueTooLargeError(packetLimit, bytes);
-  return out;
 }
 
 /**

@@ -37,9 +37,9 @@ export const entityColumns = "`domain`, `type`, `key`, `values`, `version`";
 /** How many positions one markPublished statement carries; a short batch repeats its first position. */
 export const publishBatch = 64;
 
-/** Statements sent as one text, in order; the results come back one per statement. */
-function multi(...statements: string[]): string {
-  return statements.join(";\n");
+/** The statements of one step of a commit, in order (see runMysqlCommit). */
+function step(...statements: string[]): readonly string[] {
+  return statements;
 }
 
 /**
@@ -66,10 +66,10 @@ export function mysqlStatements(t: MysqlTables) {
   const selectCommitted = `SELECT LAST_INSERT_ID() AS \`position\`, \`version\` FROM ${t.entities} WHERE ${entity}`;
   return {
     /*
-     * A commit is one or two round trips, not one per statement: the
-     * statements of each step go as one multi-statement text (see
-     * runMysqlCommit). Every value in them is a parameter, escaped by mysql2
-     * on a connection whose sql_mode keeps backslash escapes (createMysqlPool).
+     * A commit is one or two steps, each one round trip: its statements go
+     * as one multi-statement text (see runMysqlCommit, which sends large
+     * values statement by statement instead). Every value in them is a
+     * parameter.
      *
      * At the entity's next version (no expected version), one text: lock the
      * row, write the state at version + 1 (NULL values keep the row as a
@@ -77,7 +77,7 @@ export function mysqlStatements(t: MysqlTables) {
      * re-created one continues its log), take the next position, insert the
      * event, read position and version back, commit.
      */
-    commitAtNext: multi(
+    commitAtNext: step(
       "START TRANSACTION",
       lockEntity,
       `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = \`version\` + 1 WHERE ${entity}`,
@@ -88,12 +88,12 @@ export function mysqlStatements(t: MysqlTables) {
     ),
     // At an expected version, two: the row locked and its version read (and
     // checked by the adapter), then the same writes at the version it names.
-    lockForCommit: multi(
+    lockForCommit: step(
       "START TRANSACTION",
       lockEntity,
       `SELECT \`version\` FROM ${t.entities} WHERE ${entity} FOR UPDATE`,
     ),
-    writeAndCommit: multi(
+    writeAndCommit: step(
       `UPDATE ${t.entities} SET \`values\` = ?, \`version\` = ? WHERE ${entity}`,
       nextPosition,
       insertEvent,

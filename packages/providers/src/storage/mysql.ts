@@ -246,12 +246,13 @@ function mysqlStorage(pool: Pool, tables: MysqlTables, packetLimit: number): Sto
           // A Set's state is its event's values: the same text, made once.
           const state =
             commit.state === null ? null : commit.state === commit.event.values ? values : JSON.stringify(commit.state);
-          // Refused here, before the server drops the connection over it: a commit's
-          // text carries the state, the claims and (but for a Set) the event's values.
-          bytes =
-            Buffer.byteLength(state ?? "") +
-            (state === values ? 0 : Buffer.byteLength(values)) +
-            Buffer.byteLength(claims);
+          // Refused here, before the server drops the connection over it. A commit
+          // this large goes statement by statement (runMysqlCommit): one packet
+          // carries the state, another the claims and (but for a Set) the event's values.
+          bytes = Math.max(
+            Buffer.byteLength(state ?? ""),
+            (state === values ? 0 : Buffer.byteLength(values)) + Buffer.byteLength(claims),
+          );
           if (bytes > packetLimit) {
             throw new ValueTooLargeError(packetLimit, bytes);
           }
