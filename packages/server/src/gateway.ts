@@ -52,6 +52,7 @@ import type { OpsServer } from "./ops/server.js";
 import { startOpsServer } from "./ops/server.js";
 import { VERSION } from "./ops/version.js";
 import { createCacheService } from "./services/cache.js";
+import { toEvent } from "./services/convert.js";
 import type { ServiceDeps } from "./services/deps.js";
 import { createEntityService } from "./services/entity.js";
 import { createEventService } from "./services/event.js";
@@ -128,6 +129,12 @@ export async function startGateway(config: Config, log: Logger, options: Gateway
       (b) => decodeKeeping(EventSchema, b),
       log,
       (e) => e.position,
+      // Live events reach every stream in position order (see streams/sequencer.ts).
+      {
+        positionOf: (e) => e.position,
+        last: async () => BigInt(await storage.lastPosition()),
+        after: async (position, limit) => (await storage.eventsAfter(Number(position), limit)).map(toEvent),
+      },
     );
     const messages = new Hub<PeerMessage>(channel, "messages", (b) => decodeKeeping(PeerMessageSchema, b), log);
     const relay = new EventRelay(storage, events, log, { claimSweep: sweepClaim(rawCache), ...options.relay });

@@ -1,5 +1,6 @@
 import type { Channel, Topic, Unsubscribe } from "@stategate/providers";
 import type { Logger } from "pino";
+import { Sequencer, type SequenceSource } from "./sequencer.js";
 
 /** Receives decoded payloads of one topic. */
 export type Listener<T> = (item: T) => void;
@@ -15,6 +16,8 @@ interface Route<T> {
   next: number;
   /** Keys of recently delivered items, oldest first, to drop copies. */
   seen: Set<unknown>;
+  /** Puts a plain route's items in order before they are delivered (see sequencer.ts). */
+  sequencer?: Sequencer<T>;
 }
 
 /** How many recent keys a route remembers to drop duplicates. */
@@ -37,6 +40,8 @@ export class Hub<T> {
     private readonly log: Logger,
     /** When set, an item whose key was delivered recently is dropped as a copy. */
     private readonly keyOf?: (item: T) => unknown,
+    /** When set, every plain subscriber gets the items in this order (consumer groups share them out as they come). */
+    private readonly sequence?: SequenceSource<T>,
   ) {}
 
   /** Publishes one item to every gateway. */
@@ -65,6 +70,15 @@ export class Hub<T> {
         (payload) => this.deliver(created, payload, group !== undefined),
         { ...(group === undefined ? {} : { group }), onReconnect: () => this.reconnected(created) },
       );
+      if (group === undefined && this.sequence) {
+        const sequencer = new Sequencer(this.sequence, (item) => this.send(created, item), this.log);
+        created.sequencer = sequencer;
+        // Its start is read once the subscription is live, so it is no older than what the channel brings.
+        created.unsubscribe = created.unsubscribe.then(async (stop) => {
+          await sequencer.start();
+          return stop;
+        });
+      }
       this.routes.set(routeKey, created);
       route = created;
       created.unsubscribe.catch(() => this.routes.delete(routeKey));
@@ -81,6 +95,7 @@ export class Hub<T> {
       current.listeners = current.listeners.filter((l) => l !== member);
       if (current.listeners.length === 0 && this.routes.get(routeKey) === current) {
         this.routes.delete(routeKey);
+        current.sequencer?.close();
         current.unsubscribe.then((stop) => stop()).catch((err) => this.log.warn({ err }, "channel unsubscribe failed"));
       }
     };
@@ -102,6 +117,12 @@ export class Hub<T> {
       this.log.error({ err, topic: this.topic }, "dropped an undecodable channel payload");
       return;
     }
+    if (route.sequencer) route.sequencer.push(item);
+    else this.send(route, item, grouped);
+  }
+
+  /** Hands one item to the route's listeners, unless it is a copy of one they had. */
+  private send(route: Route<T>, item: T, grouped = false): void {
     if (this.keyOf) {
       const key = this.keyOf(item);
       if (route.seen.has(key)) return;
