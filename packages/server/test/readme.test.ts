@@ -36,16 +36,27 @@ describe("the README quick start", () => {
     const quickStart = commands(blocks("sh")[0] ?? "");
     assert.deepEqual(quickStart, ["npm start", "npm test"], "the quick start is exactly two commands");
     dataDir = mkdtempSync(join(tmpdir(), "stategate-readme-"));
-    // `npm start` as a user types it, on a free port and a fresh data directory.
+    // `npm start` as a user types it, on free ports (a gateway the reader left
+    // running under `npm start` holds the defaults) and a fresh data directory.
     child = spawn("npm", ["start"], {
       cwd: repoRoot,
-      env: { ...process.env, STATEGATE_PORT: "0", STATEGATE_DATA_DIR: dataDir, STATEGATE_LOG_LEVEL: "info" },
+      env: {
+        ...process.env,
+        STATEGATE_PORT: "0",
+        STATEGATE_METRICS_PORT: "0",
+        STATEGATE_DATA_DIR: dataDir,
+        STATEGATE_LOG_LEVEL: "info",
+      },
       detached: true,
       stdio: ["ignore", "pipe", "inherit"],
     });
     exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
     port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("npm start did not listen within 120 s")), 120_000);
+      void exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`npm start exited with ${code} before it listened`));
+      });
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
         lines.push(line);
         const m = /"port":(\d+).*stategate listening/.exec(line);
