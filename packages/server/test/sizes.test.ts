@@ -294,7 +294,7 @@ describe("a response that fails to serialize", () => {
     gateway = await startGateway(config, pino({ level: "error" }, jsonLineSink(lines)));
     baseUrl = `http://127.0.0.1:${gateway.port}`;
     // Nested 3000 levels: JSON.stringify (storage) copes, protobuf-es's encoders overflow the stack.
-    // Validation allows 32 levels, so only a value written behind the gateway's back can be like this.
+    // Validation allows 31 levels, so only a value written behind the gateway's back can be like this.
     let deep: JsonObject = { leaf: true };
     for (let i = 0; i < 3000; i++) deep = { a: deep };
     storage = await createStorage({ name: "sqlite" }, { dataDir });

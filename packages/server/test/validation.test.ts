@@ -244,7 +244,7 @@ describe("malformed requests on the wire", () => {
 });
 
 describe("limits", () => {
-  it("values nested deeper than 32 levels are INVALID_ARGUMENT, and 32 levels read back over binary", async () => {
+  it("values nested deeper than 31 levels are INVALID_ARGUMENT, and 31 levels read back over binary", async () => {
     // JSON reaches our rule; binary already stops at protobuf-es's decoding depth.
     const client = tg.client({ protocol: "connect", binary: false });
     const binary = tg.client({ protocol: "grpc" });
@@ -267,7 +267,16 @@ describe("limits", () => {
       (e) => ConnectError.from(e).code === Code.InvalidArgument,
     );
     let ok: Record<string, unknown> = { leaf: 1 };
-    for (let i = 0; i < 31; i++) ok = { d: ok };
+    for (let i = 0; i < 30; i++) ok = { d: ok };
+    // One level more is refused, as MariaDB would refuse it (its JSON stops at 31 levels).
+    await assert.rejects(
+      client.entity.set({ domain: unique("deep"), type: "t", key: "k", values: { d: ok } as never }),
+      (e) => /^values: must not nest deeper than 31 levels/.test(ConnectError.from(e).rawMessage),
+    );
+    await assert.rejects(
+      client.entity.set({ domain: unique("deep"), type: "t", key: "k", values: { d: [ok.d] } as never }),
+      (e) => /^values: must not nest deeper than 31 levels/.test(ConnectError.from(e).rawMessage),
+    );
     const ref = { domain: unique("deep"), type: "t", key: "ok" };
     await client.entity.set({ ...ref, values: ok as never });
     assert.deepEqual((await binary.entity.get(ref)).entity?.values, ok, "whatever is accepted can be read over binary");

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { JsonObject } from "../types.js";
+import type { JsonObject, JsonValue } from "../types.js";
 import { baseTime, draftEvent, put, type StorageFactory, uniqueDomain, using } from "./helpers.js";
 
 /** Options of {@link storageValuesGroup}. */
@@ -94,6 +94,17 @@ export function storageValuesGroup(factory: StorageFactory, options: StorageValu
           const stored = await storage.getEvent({ ...ref, id: event.id });
           assert.deepEqual([stored?.values, stored?.claims, stored?.key], [expected, claims, ref.key]);
         }
+      }));
+
+    it("round-trips a value nested 31 levels deep, the most the gateway accepts", () =>
+      using(factory, async (storage) => {
+        const ref = { domain: uniqueDomain("values"), type: "doc", key: "deep" };
+        // The entity's own object is the first level; objects and arrays alternate below it.
+        let inner: JsonValue = "leaf";
+        for (let level = 31; level >= 2; level--) inner = level % 2 === 0 ? [inner] : { in: inner };
+        const values: JsonObject = { deep: inner };
+        await put(storage, ref, 0, values);
+        assert.deepEqual((await storage.getEntity(ref))?.values, values);
       }));
 
     it(`round-trips a large value (${largeValueBytes} bytes)`, () =>

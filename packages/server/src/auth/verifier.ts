@@ -3,7 +3,7 @@ import type { JsonObject } from "@stategate/providers";
 import type { JWTPayload, RemoteJWKSet } from "jose";
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify } from "jose";
 import type { Logger } from "pino";
-import { checkJson } from "../services/rules.js";
+import { checkStoredJson } from "../services/rules.js";
 import type { AuthConfig } from "./config.js";
 
 /** Verified claims, and when the token stops being valid (ms since the epoch). */
@@ -92,7 +92,7 @@ export function createVerifier(config: AuthConfig, log: Logger): Verifier {
       }
     }
     // Claims are recorded on events: they must be storable and readable through every door.
-    const problem = checkJson(payload);
+    const problem = checkStoredJson(payload);
     if (problem) throw unauthenticated(`token claims ${problem}`);
     return { claims: payload as JsonObject, expiresAtMs: payload.exp === undefined ? undefined : payload.exp * 1000 };
   };

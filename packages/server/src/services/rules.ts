@@ -44,23 +44,26 @@ const keyName = name(MAX_KEY_LENGTH);
 const glob = name(MAX_KEY_LENGTH);
 
 /**
- * Deepest nesting of objects and arrays accepted in a value. Binary protobuf
- * readers stop at 100 message levels, and each JSON level costs two (Struct,
- * Value) plus the request's own: 32 leaves room, so every value that is
- * accepted can be read back through every door.
+ * Deepest nesting of objects and arrays in a JSON value the gateway stores,
+ * the value's own object or array being the first level. MariaDB's JSON
+ * check and functions stop there (`JSON_VALID` of 32 nested arrays is 0),
+ * so a deeper value would fail only on MariaDB, and only once written; every
+ * backend refuses it alike instead. Binary protobuf readers, which stop at
+ * 100 message levels and spend two per JSON level (Struct, Value) plus the
+ * request's own, read back whatever is accepted.
  */
-export const MAX_JSON_DEPTH = 32;
+export const MAX_JSON_DEPTH = 31;
 
 /**
  * What is wrong with a JSON tree, if anything: a number JSON cannot carry
- * (NaN, ±Infinity, which binary clients can send), or nesting too deep for
- * storage to query. Value messages count two levels per JSON level.
+ * (NaN, ±Infinity, which binary clients can send), or nesting deeper than
+ * `maxLevels`, `level` being the level `v` is at if it is an object or array.
  */
-function jsonProblem(v: unknown, depth: number, maxDepth: number): string | undefined {
+function jsonProblem(v: unknown, level: number, maxLevels: number): string | undefined {
   if (typeof v === "number") return Number.isFinite(v) ? undefined : "must not contain NaN or Infinity";
   if (typeof v === "string") return stringProblem(v);
   if (v === null || typeof v !== "object" || v instanceof Uint8Array) return undefined;
-  if (depth > maxDepth) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
+  if (level > maxLevels) return `must not nest deeper than ${MAX_JSON_DEPTH} levels`;
   if (!Array.isArray(v)) {
     for (const key of Object.keys(v)) {
       const problem = stringProblem(key);
@@ -68,26 +71,35 @@ function jsonProblem(v: unknown, depth: number, maxDepth: number): string | unde
     }
   }
   for (const x of Array.isArray(v) ? v : Object.values(v)) {
-    const problem = jsonProblem(x, depth + 1, maxDepth);
+    const problem = jsonProblem(x, level + 1, maxLevels);
     if (problem) return problem;
   }
   return undefined;
 }
 
-/** What is wrong with a plain JSON tree from a door that parses JSON itself (REST), if anything. */
+/**
+ * What is wrong with a plain JSON tree from a door that parses JSON itself
+ * (a REST body, a GraphQL argument), if anything; a value inside it meets
+ * the message's own rules next, so two levels of wrapping are allowed.
+ */
 export function checkJson(value: unknown): string | undefined {
-  return jsonProblem(value, 0, MAX_JSON_DEPTH + 2);
+  return jsonProblem(value, 1, MAX_JSON_DEPTH + 2);
+}
+
+/** What is wrong with JSON the gateway stores as it is (a token's claims, recorded on events), if anything. */
+export function checkStoredJson(value: unknown): string | undefined {
+  return jsonProblem(value, 1, MAX_JSON_DEPTH);
 }
 
 /** A JSON object (google.protobuf.Struct, already plain JSON). */
-const jsonObject: Check = (v) => (v === undefined ? "is required" : jsonProblem(v, 0, MAX_JSON_DEPTH));
+const jsonObject: Check = (v) => (v === undefined ? "is required" : checkStoredJson(v));
 
 /** A google.protobuf.Value message: set to some kind, finite and not too deep. */
 const jsonValue: Check = (v) => {
   const value = v as { kind?: { case?: string; value?: unknown } } | undefined;
   if (value === undefined || value.kind?.case === undefined) return "is required";
   // Struct → fields → Value → kind → value: four object levels per JSON level.
-  return jsonProblem(value.kind.value, 0, MAX_JSON_DEPTH * 4);
+  return jsonProblem(value.kind.value, 1, MAX_JSON_DEPTH * 4);
 };
 
 const eventId: Check = (v) => (uuid.test(v as string) ? undefined : "must be a UUID");
