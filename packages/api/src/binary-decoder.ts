@@ -197,8 +197,9 @@ function delimited(reader: Reader): Uint8Array {
   return reader.buf.subarray(start, end);
 }
 
-const strict = new TextDecoder("utf-8", { fatal: true });
-const lenient = new TextDecoder("utf-8");
+// A leading U+FEFF is part of the string, not a byte order mark to drop (see keepByteOrderMarks).
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
 
 function text(reader: Reader, validate: boolean): string {
   const length = varint32(reader);

@@ -23,3 +23,4 @@ export * from "./gen/stategate/v1/mutex_service_pb.js";
 export * from "./gen/stategate/v1/peer_service_pb.js";
 export * from "./gen/stategate/v1/types_pb.js";
 export { forwardProperties } from "./lazy-properties.js";
+export { keepByteOrderMarks } from "./text-encoding.js";

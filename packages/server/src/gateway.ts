@@ -10,6 +10,7 @@ import {
   EntityService,
   EventSchema,
   EventService,
+  keepByteOrderMarks,
   MutexService,
   PeerMessageSchema,
   PeerService,
@@ -94,6 +95,8 @@ export interface Gateway {
  * const gateway = await startGateway(loadConfig(), createLogger(config));
  */
 export async function startGateway(config: Config, log: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  // Every door reads strings as sent, a leading U+FEFF included.
+  keepByteOrderMarks();
   // A policy that cannot run stops start-up before any backend is opened.
   const policies = compilePolicies(config.policies);
   const opened: { close(): Promise<void> }[] = [];

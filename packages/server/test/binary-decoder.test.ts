@@ -8,6 +8,7 @@ import {
   EntityServiceSetRequestSchema,
   EventSchema,
   EventServiceSearchResponseSchema,
+  keepByteOrderMarks,
 } from "@stategate/api";
 import type { Rng } from "./random-messages.js";
 import { randomInit, rng, schemas } from "./random-messages.js";
@@ -54,7 +55,25 @@ function mutate(r: Rng, bytes: Uint8Array): Uint8Array {
   return new Uint8Array(out);
 }
 
+// As the gateway runs protobuf-es: a leading U+FEFF stays part of its string.
+keepByteOrderMarks();
+
 describe("createBinaryDecoder", () => {
+  it("keeps a leading U+FEFF in strings and map keys, as fromBinary does in the gateway", () => {
+    const bytes = toBinary(
+      EntityServiceSetRequestSchema,
+      create(EntityServiceSetRequestSchema, {
+        domain: "d",
+        type: "t",
+        key: "\ufeffk",
+        values: { "\ufeffa": "\ufeffx" },
+      }),
+    );
+    const decoded = createBinaryDecoder(EntityServiceSetRequestSchema)(bytes);
+    assert.deepEqual([decoded.key, decoded.values], ["\ufeffk", { "\ufeffa": "\ufeffx" }]);
+    assert.deepStrictEqual(decoded, fromBinary(EntityServiceSetRequestSchema, bytes));
+  });
+
   it("gives what fromBinary gives for 300 random messages of every type, and for each of them mutated", () => {
     let compared = 0;
     for (const schema of schemas) {
