@@ -5,7 +5,7 @@ import { getAbortSignalReason } from "@connectrpc/connect/protocol";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
 import type { EnvelopeSink } from "./envelope-reader.js";
 import { EnvelopeReader } from "./envelope-reader.js";
-import { errorFromNodeReason, errorFromResetCode, isWriteAfterEnd } from "./node-error.js";
+import { errorFromNodeReason, errorFromResetCode, isStreamReset, isWriteAfterEnd } from "./node-error.js";
 
 /**
  * One gRPC call's HTTP/2 stream, read as it arrives: the response headers,
@@ -209,7 +209,11 @@ export abstract class Exchange implements EnvelopeSink {
   onError(err: Error): void {
     // The server answered before the whole request was written: its answer counts, not the write.
     if (this.stream?.writableEnded && isWriteAfterEnd(err)) return;
-    this.fail(err);
+    // A stream the server reset: Node says so with an error before 'close', and the
+    // reset code says what it means (ENHANCE_YOUR_CALM, a reader cut for falling
+    // behind, is RESOURCE_EXHAUSTED, as gRPC maps it).
+    const reset = this.stream !== undefined && isStreamReset(err) ? errorFromResetCode(this.stream.rstCode) : undefined;
+    this.fail(reset ?? err);
   }
 }
 

@@ -22,6 +22,11 @@ function nodeErrorCodes(reason: unknown): Set<string> {
   return codes;
 }
 
+/** Whether `reason` is Node telling of a stream the peer reset (its rstCode says with what). */
+export function isStreamReset(reason: unknown): boolean {
+  return nodeErrorCodes(reason).has("ERR_HTTP2_STREAM_ERROR");
+}
+
 /** Whether `reason` is Node refusing a write after the request ended: the server answered early, not an error. */
 export function isWriteAfterEnd(reason: unknown): boolean {
   return nodeErrorCodes(reason).has("ERR_STREAM_WRITE_AFTER_END");

@@ -301,3 +301,28 @@ describe(`with a small STATEGATE_MAX_STREAM_BUFFER`, () => {
     }
   });
 });
+
+it("the Node SDK reports a stream cut for not reading (ENHANCE_YOUR_CALM) as RESOURCE_EXHAUSTED", async () => {
+  const domain = unique("calm");
+  const reader = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
+  const writer = createClient({ baseUrl: gw.baseUrl, protocol: "grpc" });
+  clients.push(reader, writer);
+  const messages = reader.peer.stream({ domain, channel: "*", type: "*" })[Symbol.asyncIterator]();
+  const first = messages.next();
+  const body = { text: "y".repeat(4_000) };
+  await writer.peer.broadcast({ domain, channel: "c", type: "t", body });
+  assert.equal((await first).done, false, "the stream is open and delivering");
+  // The client reads nothing more: its HTTP/2 window fills, the gateway's buffer
+  // overflows, and a second later the gateway resets the stream.
+  for (let i = 0; i < 4 * BUFFER; i++) await writer.peer.broadcast({ domain, channel: "c", type: "t", body });
+  await until(async () => metric(await scrape(metricsPort), "stategate_open_streams", { kind: "peer" }) === 0);
+  const error = await (async () => {
+    try {
+      while (!(await messages.next()).done);
+    } catch (err) {
+      return ConnectError.from(err);
+    }
+    return undefined;
+  })();
+  assert.equal(error?.code, Code.ResourceExhausted, String(error));
+});
