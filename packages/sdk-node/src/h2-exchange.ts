@@ -209,10 +209,14 @@ export abstract class Exchange implements EnvelopeSink {
   onError(err: Error): void {
     // The server answered before the whole request was written: its answer counts, not the write.
     if (this.stream?.writableEnded && isWriteAfterEnd(err)) return;
-    // A stream the server reset: Node says so with an error before 'close', and the
-    // reset code says what it means (ENHANCE_YOUR_CALM, a reader cut for falling
-    // behind, is RESOURCE_EXHAUSTED, as gRPC maps it).
-    const reset = this.stream !== undefined && isStreamReset(err) ? errorFromResetCode(this.stream.rstCode) : undefined;
+    // A stream the server reset once it had answered: Node says so with an error
+    // before 'close', and the reset code says what it means (ENHANCE_YOUR_CALM, a
+    // reader cut for falling behind, is RESOURCE_EXHAUSTED, as gRPC maps it). A
+    // reset before any answer fails as connect-node fails it.
+    const reset =
+      this.stream !== undefined && this.gotResponse && isStreamReset(err)
+        ? errorFromResetCode(this.stream.rstCode)
+        : undefined;
     this.fail(reset ?? err);
   }
 }
