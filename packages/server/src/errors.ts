@@ -94,3 +94,13 @@ export const httpStatus: Record<Code, number> = {
   [Code.DataLoss]: 500,
   [Code.Unauthenticated]: 401,
 };
+
+/**
+ * The request id of a failed call, from its error's metadata. An error
+ * raised in-process carries the call's headers and trailers merged, and
+ * both hold the id, which `get` joins ("id, id"); an id has no comma (see
+ * the request id rule).
+ */
+export function errorRequestId(err: ConnectError): string | undefined {
+  return err.metadata.get("x-request-id")?.split(",")[0]?.trim() || undefined;
+}

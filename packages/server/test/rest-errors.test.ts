@@ -110,3 +110,15 @@ describe("REST errors", () => {
     }
   });
 });
+
+describe("REST error responses", () => {
+  it("name the call's request id once, also for a stream that fails before its first event", async () => {
+    const res = await fetch(
+      `${tg.baseUrl}/api/events/stream?domain=${unique("rid")}&type=*&consumerGroup=g&afterPosition=0`,
+      { headers: { "x-request-id": "rid-1" } },
+    );
+    assert.equal(res.status, 400);
+    assert.equal(res.headers.get("x-request-id"), "rid-1");
+    await res.text();
+  });
+});

@@ -46,7 +46,8 @@ async function safeResponse(
   const replace: Replace = (message, id) => {
     if (SAFE.test(message)) return undefined; // the error boundary's own
     const requestId = res.header?.get("x-request-id") ?? id ?? null;
-    onHidden({ requestId, method, message });
+    // A client that left (`buf curl … | head -1`) is not a fault of ours: nothing to report.
+    if (!req.signal.aborted) onHidden({ requestId, method, message });
     return requestId ? `internal error (request id ${requestId})` : "internal error";
   };
   const type = req.header.get("content-type") ?? "";

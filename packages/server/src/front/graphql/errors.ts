@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { ExecutionResult } from "graphql";
 import { GraphQLError } from "graphql";
 import type { Plugin } from "graphql-yoga";
-import { httpStatus } from "../../errors.js";
+import { errorRequestId, httpStatus } from "../../errors.js";
 import type { DoorContext } from "../door.js";
 
 /**
@@ -17,8 +17,7 @@ export function toGraphqlError(err: unknown, ctx: DoorContext): GraphQLError {
     return new GraphQLError("internal error", { extensions: { code: grpcCodeName(Code.Internal) } });
   }
   const extensions: Record<string, string> = { code: grpcCodeName(err.code) };
-  // A stream's error carries the response headers and the trailers: the id twice, joined by ", ".
-  const requestId = err.metadata.get("x-request-id")?.split(",")[0]?.trim();
+  const requestId = errorRequestId(err);
   if (requestId) extensions.requestId = requestId;
   return new GraphQLError(err.rawMessage, { extensions });
 }

@@ -4,7 +4,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
-import { httpStatus } from "../../errors.js";
+import { errorRequestId, httpStatus } from "../../errors.js";
 import type { AnyResponse } from "../door.js";
 import type { Route } from "./routes.js";
 
@@ -55,7 +55,7 @@ export function writeJson(res: AnyResponse, status: number, body: JsonValue, req
 
 /** Sends an error with its HTTP status from the shared code→status table. */
 export function writeError(res: AnyResponse, err: ConnectError): void {
-  writeJson(res, httpStatus[err.code], errorJson(err) as unknown as JsonValue, err.metadata.get("x-request-id"));
+  writeJson(res, httpStatus[err.code], errorJson(err) as unknown as JsonValue, errorRequestId(err) ?? null);
 }
 
 /**
