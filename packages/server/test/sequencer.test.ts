@@ -59,6 +59,20 @@ describe("Sequencer", () => {
     assert.deepEqual(sent, [11n, 12n, 13n, 15n, 12n, 16n], "a late copy goes on, for the hub's dedupe to drop");
   });
 
+  it("sends a held item a storage read did not see before what the read found after it", async () => {
+    // 12 is lost on the channel; the fill's read sees 12 and 14 but not 13 yet (a read view
+    // taken before 13's commit was visible), while 13 itself came on the channel and is held.
+    const { sequencer, sent } = harness([11n, 12n, 14n], 10n);
+    await sequencer.start();
+    sequencer.push(11n);
+    sequencer.push(13n);
+    sequencer.push(14n);
+    await sleep(40);
+    assert.deepEqual(sent, [11n, 12n, 13n, 14n]);
+    sequencer.push(15n);
+    assert.deepEqual(sent, [11n, 12n, 13n, 14n, 15n], "nothing left held: the next item goes straight out");
+  });
+
   it("holds what comes before its start is known, then sends it in order", async () => {
     const { sequencer, sent } = harness([], 20n);
     sequencer.push(22n);
@@ -66,7 +80,7 @@ describe("Sequencer", () => {
     sequencer.push(21n);
     assert.deepEqual(sent, []);
     await sequencer.start();
-    assert.deepEqual(sent, [21n, 22n, 19n]);
+    assert.deepEqual(sent, [19n, 21n, 22n]);
   });
 
   it("starts from the first item when storage cannot say where to start", async () => {

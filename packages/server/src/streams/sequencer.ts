@@ -59,6 +59,13 @@ export class Sequencer<T> {
     return this.source.last().then(
       (last) => {
         this.next = last + 1n;
+        // What came from before the start goes out as it came; the rest in order.
+        for (const [position, item] of this.held) {
+          if (position <= last) {
+            this.held.delete(position);
+            this.emit(item);
+          }
+        }
         this.release();
       },
       (err: unknown) => {
@@ -110,13 +117,6 @@ export class Sequencer<T> {
       this.next++;
       this.emit(item);
     }
-    // What was held from before the start (or below it) goes out as it is.
-    for (const [position, item] of this.held) {
-      if (position < this.next) {
-        this.held.delete(position);
-        this.emit(item);
-      }
-    }
     if (this.held.size > MAX_HELD) {
       this.log.warn(
         { held: this.held.size, next: String(this.next) },
@@ -144,6 +144,8 @@ export class Sequencer<T> {
         if (this.closed || this.next === undefined || this.held.size === 0) break;
         const position = this.source.positionOf(item);
         if (position < this.next) continue;
+        // Held items storage skipped over (a read that did not see them yet) go first.
+        this.sendHeldBelow(position);
         // Storage has nothing between `next` and here: those positions do not exist.
         this.next = position + 1n;
         this.held.delete(position);
@@ -155,6 +157,17 @@ export class Sequencer<T> {
       this.filling = false;
     }
     if (!this.closed) this.release();
+  }
+
+  /** Sends the held items below `position`, in order. */
+  private sendHeldBelow(position: bigint): void {
+    const below = [...this.held.keys()].filter((p) => p < position);
+    below.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const p of below) {
+      const item = this.held.get(p) as T;
+      this.held.delete(p);
+      this.emit(item);
+    }
   }
 
   /** Sends everything held, in position order, past any gap. */
