@@ -40,6 +40,32 @@ export function callAbortOf(req: { contextValues: ContextValues; signal: AbortSi
   return req.contextValues.get(kCallAbort) ?? signalAbort(req.signal);
 }
 
+/** How long a call whose request came without its message waits to learn that its client left. */
+const MISSING_INPUT_GRACE_MS = 100;
+
+/** Resolves when the call aborts, or after `ms`. */
+function abortedWithin(abort: CallAbort, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      stop();
+      resolve();
+    }, ms);
+    const stop = abort.listen(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/** connect-es's answer to a request body that ended before its one message. */
+function isMissingInput(err: unknown): boolean {
+  return (
+    err instanceof ConnectError &&
+    err.code === Code.Unimplemented &&
+    err.rawMessage.startsWith("protocol error: missing input message")
+  );
+}
+
 /** `{ subject }` from verified claims that carry a `sub`, else nothing. */
 function subjectOf(claims: Record<string, unknown>): { subject?: string } {
   return typeof claims.sub === "string" && claims.sub !== "" ? { subject: claims.sub.slice(0, 256) } : {};
@@ -122,6 +148,11 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
         }),
       };
     } catch (err) {
+      // A stream whose client reset it before sending its request ends its body empty
+      // a moment (up to a millisecond or two) before the call's signal hears of the
+      // reset: give it that moment, so the call counts as Canceled. A client that did
+      // end its request without a message waits this long for its error.
+      if (!abort.aborted && isMissingInput(err)) await abortedWithin(abort, MISSING_INPUT_GRACE_MS);
       return fail(err);
     }
   };

@@ -129,6 +129,53 @@ describe("a client that drops its connection", () => {
   }
 });
 
+describe("a Connect client that resets its stream before sending the request", () => {
+  it("is counted and logged as Canceled, not as the protocol error of a missing request message", async () => {
+    const port = gateway.metricsPort;
+    assert.ok(port);
+    const prefix = unique("reset-rid");
+    const count = async (code: string) =>
+      metric(await scrape(port), "stategate_requests_total", { method: "Stream", door: "connect", code });
+    const unimplementedBefore = await count("Unimplemented");
+    const canceledBefore = await count("Canceled");
+    const session = http2.connect(baseUrl);
+    session.on("error", () => {});
+    const calls = 50;
+    for (let i = 0; i < calls; i++) {
+      const stream = session.request(
+        { ":method": "POST", ":path": STREAM, "content-type": "application/connect+json", "x-request-id": `${prefix}-${i}` },
+        { endStream: false },
+      );
+      stream.on("error", () => {});
+      // Half reset at once, half a moment later: both leave before their request message.
+      if (i % 2 === 0) stream.close(http2.constants.NGHTTP2_CANCEL);
+      else setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
+    }
+    await until(() => callLines(prefix).length >= calls, 10_000);
+    session.close();
+    assert.deepEqual([...new Set(callLines(prefix).map((l) => l.code))], ["Canceled"]);
+    assert.equal(await count("Canceled"), canceledBefore + calls);
+    assert.equal(await count("Unimplemented"), unimplementedBefore);
+  });
+
+  it("still answers a request that ends without its message as the protocol error it is", async () => {
+    const session = http2.connect(baseUrl);
+    session.on("error", () => {});
+    try {
+      const stream = session.request({ ":method": "POST", ":path": STREAM, "content-type": "application/connect+json" });
+      stream.end();
+      let body = "";
+      stream.setEncoding("utf8");
+      stream.on("data", (chunk: string) => (body += chunk));
+      await new Promise((resolve) => stream.on("end", resolve));
+      // The end-of-stream frame: flag 0x02, then JSON carrying the error.
+      assert.match(body, /"code":"unimplemented"/);
+    } finally {
+      session.close();
+    }
+  });
+});
+
 describe("a REST client that aborts its upload", () => {
   it("is logged as Canceled at debug level, not as a REST door failure", async () => {
     const errorsBefore = lines.filter((l) => (l.level as number) >= 50).length;
