@@ -143,7 +143,12 @@ describe("a Connect client that resets its stream before sending the request", (
     const calls = 50;
     for (let i = 0; i < calls; i++) {
       const stream = session.request(
-        { ":method": "POST", ":path": STREAM, "content-type": "application/connect+json", "x-request-id": `${prefix}-${i}` },
+        {
+          ":method": "POST",
+          ":path": STREAM,
+          "content-type": "application/connect+json",
+          "x-request-id": `${prefix}-${i}`,
+        },
         { endStream: false },
       );
       stream.on("error", () => {});
@@ -162,11 +167,17 @@ describe("a Connect client that resets its stream before sending the request", (
     const session = http2.connect(baseUrl);
     session.on("error", () => {});
     try {
-      const stream = session.request({ ":method": "POST", ":path": STREAM, "content-type": "application/connect+json" });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": STREAM,
+        "content-type": "application/connect+json",
+      });
       stream.end();
       let body = "";
       stream.setEncoding("utf8");
-      stream.on("data", (chunk: string) => (body += chunk));
+      stream.on("data", (chunk: string) => {
+        body += chunk;
+      });
       await new Promise((resolve) => stream.on("end", resolve));
       // The end-of-stream frame: flag 0x02, then JSON carrying the error.
       assert.match(body, /"code":"unimplemented"/);
