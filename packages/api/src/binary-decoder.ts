@@ -1,6 +1,7 @@
 import type { DescField, DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { create, fromBinary, ScalarType } from "@bufbuild/protobuf";
 import { isWrapperName } from "./binary-encoder.js";
+import { decodeUtf8 } from "./text-encoding.js";
 
 /**
  * Protobuf binary decoding compiled from a message's descriptor, giving what
@@ -197,10 +198,6 @@ function delimited(reader: Reader): Uint8Array {
   return reader.buf.subarray(start, end);
 }
 
-// A leading U+FEFF is part of the string, not a byte order mark to drop (see keepByteOrderMarks).
-const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
-
 function text(reader: Reader, validate: boolean): string {
   const length = varint32(reader);
   const buf = reader.buf;
@@ -220,9 +217,8 @@ function text(reader: Reader, validate: boolean): string {
     if (i === end) return out;
   }
   const bytes = buf.subarray(start, end);
-  if (!validate) return lenient.decode(bytes);
   try {
-    return strict.decode(bytes);
+    return decodeUtf8(bytes, validate);
   } catch {
     throw UNSURE;
   }

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -42,20 +43,6 @@ export function callAbortOf(req: { contextValues: ContextValues; signal: AbortSi
 
 /** How long a call whose request came without its message waits to learn that its client left. */
 const MISSING_INPUT_GRACE_MS = 100;
-
-/** Resolves when the call aborts, or after `ms`. */
-function abortedWithin(abort: CallAbort, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      stop();
-      resolve();
-    }, ms);
-    const stop = abort.listen(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 /** connect-es's answer to a request body that ended before its one message. */
 function isMissingInput(err: unknown): boolean {
@@ -152,7 +139,9 @@ export function createInterceptors(log: Logger, verify: Verifier, clockSkewMs = 
       // a moment (up to a millisecond or two) before the call's signal hears of the
       // reset: give it that moment, so the call counts as Canceled. A client that did
       // end its request without a message waits this long for its error.
-      if (!abort.aborted && isMissingInput(err)) await abortedWithin(abort, MISSING_INPUT_GRACE_MS);
+      if (!abort.aborted && isMissingInput(err)) {
+        await untilAborted(sleep(MISSING_INPUT_GRACE_MS), abort).catch(() => {});
+      }
       return fail(err);
     }
   };

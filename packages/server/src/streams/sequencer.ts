@@ -106,7 +106,7 @@ export class Sequencer<T> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    this.flush();
+    this.sendHeld();
   }
 
   /** Sends what follows the last sent item without a gap, and waits for the rest. */
@@ -122,7 +122,7 @@ export class Sequencer<T> {
         { held: this.held.size, next: String(this.next) },
         "a gap in event positions stayed open; sending past it",
       );
-      this.flush();
+      this.sendHeld();
       return;
     }
     if (this.held.size > 0) this.timer ??= setTimeout(() => void this.fill(), this.waitMs);
@@ -145,7 +145,7 @@ export class Sequencer<T> {
         const position = this.source.positionOf(item);
         if (position < this.next) continue;
         // Held items storage skipped over (a read that did not see them yet) go first.
-        this.sendHeldBelow(position);
+        this.sendHeld(position);
         // Storage has nothing between `next` and here: those positions do not exist.
         this.next = position + 1n;
         this.held.delete(position);
@@ -159,20 +159,10 @@ export class Sequencer<T> {
     if (!this.closed) this.release();
   }
 
-  /** Sends the held items below `position`, in order. */
-  private sendHeldBelow(position: bigint): void {
-    const below = [...this.held.keys()].filter((p) => p < position);
-    below.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const p of below) {
-      const item = this.held.get(p) as T;
-      this.held.delete(p);
-      this.emit(item);
-    }
-  }
-
-  /** Sends everything held, in position order, past any gap. */
-  private flush(): void {
-    const positions = [...this.held.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  /** Sends the held items below `bound` (all of them without one), in position order, past any gap. */
+  private sendHeld(bound?: bigint): void {
+    const positions = [...this.held.keys()].filter((p) => bound === undefined || p < bound);
+    positions.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const position of positions) {
       const item = this.held.get(position) as T;
       this.held.delete(position);
